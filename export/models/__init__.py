@@ -1,0 +1,1 @@
+"""Our own PyTorch implementations of the GPT-SoVITS networks (inference paths only)."""
