@@ -30,6 +30,18 @@ def _export(args: argparse.Namespace) -> None:
     )
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from gsv_triton.serving import serve_main
+
+    return serve_main(
+        Path(args.model_repository),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        address=args.address,
+    )
+
+
 def _g2p(args: argparse.Namespace) -> None:
     import json
 
@@ -60,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store ONNX weights in fp16 (GPU targets)")
     p.set_defaults(func=_export)
 
+    p = sub.add_parser("serve", help="run tritonserver on an exported model repository")
+    p.add_argument("--model-repository", required=True)
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--address", default="0.0.0.0", help="bind address of all three endpoints")
+    p.set_defaults(func=_serve)
+
     p = sub.add_parser("g2p", help="show the text frontend's segments, phones, word2ph and ids as JSON")
     p.add_argument("--language", default="zh")
     p.add_argument("--version", choices=["v1", "v2"], default="v2")
@@ -71,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except GsvError as exc:
         print(f"gsv-triton {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

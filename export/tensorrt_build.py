@@ -1,0 +1,57 @@
+"""TensorRT engines for GPU hosts (``gsv-triton export --target gpu``).
+
+Not exercised on this project's machines: TensorRT cannot be installed here (its wheels come from
+NVIDIA's own index). The code uses only TensorRT's documented Python API (Builder, OnnxParser,
+optimization profiles) so it runs inside NVIDIA's Triton container.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from gsv_triton.errors import UserError
+
+# Per input: (min, opt, max) shapes of one optimization profile.
+Profile = Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+
+
+def require_tensorrt() -> None:
+    """Stop with one clear line when this host cannot build engines."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        raise UserError(
+            "--target gpu needs TensorRT and a CUDA GPU: the Python package 'tensorrt' is not importable "
+            f"here ({exc}). Run the export inside NVIDIA's Triton container, or use --target cpu."
+        ) from None
+    if shutil.which("nvidia-smi") is None:
+        raise UserError("--target gpu needs a CUDA GPU: nvidia-smi was not found on this host.")
+
+
+def build_engine(onnx_path: Path, engine_path: Path, profile: Profile, fp16: bool = True) -> Path:
+    """Parse ``onnx_path`` and serialise an engine with one optimization profile."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise UserError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 4 << 30)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    opt_profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in profile.items():
+        opt_profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(opt_profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise UserError(f"TensorRT failed to build an engine for {onnx_path}")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(bytes(serialized))
+    return engine_path
