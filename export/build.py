@@ -1,0 +1,123 @@
+"""``gsv-triton export``: upstream checkpoints -> ONNX submodels inside a Triton model repository.
+
+Layout written (one Triton model per network; ``t2s`` holds both graphs of the autoregressive loop):
+
+    REPO/bert/1/bert.onnx (+ vocab.txt)      REPO/ssl/1/ssl.onnx
+    REPO/vq_encode/1/vq_encode.onnx          REPO/ref_encoder/1/ref_encoder.onnx
+    REPO/t2s/1/t2s_prefill.onnx, t2s_step.onnx
+    REPO/sovits_decode/1/sovits_decode.onnx  REPO/gsv_manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gsv_export.checkpoints import GptCheckpoint, SovitsCheckpoint, load_gpt, load_sovits
+from gsv_export.models.pretrained import load_bert, load_hubert
+from gsv_export.models.sovits import SynthesizerTrn, fold_weight_norm
+from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
+from gsv_export.onnx_utils import Stopwatch
+from gsv_export.pretrained_export import export_bert, export_ssl
+from gsv_export.sovits_export import export_sovits
+from gsv_export.t2s_export import export_t2s
+from gsv_triton.errors import UserError
+
+MANIFEST = "gsv_manifest.json"
+MODEL_VERSION = "1"
+
+
+def load_t2s(ckpt: GptCheckpoint) -> Text2SemanticDecoder:
+    """The GPT network with the checkpoint's weights (strict, like upstream)."""
+    decoder = Text2SemanticDecoder(T2SConfig.from_checkpoint_config(ckpt.config))
+    decoder.load_state_dict(ckpt.state_dict, strict=True)
+    return decoder.eval()
+
+
+def load_synthesizer(ckpt: SovitsCheckpoint) -> SynthesizerTrn:
+    """The SoVITS network (inference parts; the posterior encoder is dropped) with folded weight norm."""
+    model = SynthesizerTrn.from_hparams(ckpt.hparams["model"], ckpt.model_version)
+    weights = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("enc_q.")}
+    model.load_state_dict(fold_weight_norm(weights), strict=True)
+    return model.eval()
+
+
+def check_compatible(gpt: GptCheckpoint, sovits: SovitsCheckpoint) -> None:
+    """A v1 GPT (512 phoneme rows) cannot read v2 phoneme ids (up to 731)."""
+    if gpt.symbol_version == "v1" and sovits.symbol_version == "v2":
+        raise UserError(
+            f"{gpt.path} is a v1 GPT (512 phoneme rows) but {sovits.path} is a v2 SoVITS model: "
+            "use the GPT file trained with that SoVITS model"
+        )
+
+
+def _model_dir(repo: Path, name: str) -> Path:
+    path = repo / name / MODEL_VERSION
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_repository(
+    gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path, target: str = "cpu", fp16: bool = False
+) -> dict[str, Path]:
+    """Export every network of the pipeline into ``out``; returns {network: onnx path}."""
+    if target == "gpu":
+        from gsv_export.tensorrt_build import require_tensorrt
+
+        require_tensorrt()  # stop before an hour of work if engines cannot be built here
+    started = time.perf_counter()
+    torch.set_grad_enabled(False)
+    gpt_ckpt, sovits_ckpt = load_gpt(gpt), load_sovits(sovits)
+    check_compatible(gpt_ckpt, sovits_ckpt)
+    hubert_net, bert_net = load_hubert(hubert), load_bert(bert)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    paths: dict[str, Path] = {}
+    with Stopwatch("ssl (HuBERT)"):
+        paths["ssl"] = export_ssl(hubert_net, _model_dir(out, "ssl"))
+    del hubert_net
+    with Stopwatch("bert (RoBERTa, hidden_states[-3])"):
+        paths["bert"] = export_bert(bert_net, _model_dir(out, "bert"))
+    del bert_net
+    t2s = load_t2s(gpt_ckpt)
+    t2s_paths = export_t2s(t2s, _model_dir(out, "t2s"))
+    paths.update({f"t2s_{k}": v for k, v in t2s_paths.items()})
+    synthesizer = load_synthesizer(sovits_ckpt)
+    with tempfile.TemporaryDirectory(dir=out) as staging:
+        for name, path in export_sovits(synthesizer, Path(staging)).items():
+            paths[name] = Path(shutil.move(str(path), _model_dir(out, name) / path.name))
+
+    if fp16:
+        from gsv_export.precision import convert_to_fp16
+
+        for path in paths.values():
+            convert_to_fp16(path)
+    if target == "gpu":
+        from gsv_export.tensorrt_build import build_repository_engines
+
+        build_repository_engines(out, paths)
+
+    manifest = {
+        "format": 1,
+        "target": target,
+        "fp16": fp16,
+        "symbol_version": sovits_ckpt.symbol_version,
+        "sovits_version": sovits_ckpt.model_version,
+        "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),
+        "t2s": t2s.config.__dict__ | {"max_sec": int(gpt_ckpt.config.get("data", {}).get("max_sec", 54))},
+        "sovits": {"inter_channels": synthesizer.inter_channels, "gin_channels": synthesizer.gin_channels},
+        "sources": {"gpt": str(gpt), "sovits": str(sovits), "hubert": str(hubert), "bert": str(bert)},
+        "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"[export] wrote {len(paths)} ONNX files to {out} in {time.perf_counter() - started:.1f} s "
+          f"(peak RSS {peak_mb:.0f} MB)", flush=True)
+    return paths
