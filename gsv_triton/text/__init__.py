@@ -1,1 +1,155 @@
-"""Placeholder until implemented."""
+"""The offline text frontend: text -> phones, phone ids, word2ph and BERT input ids (spec 4, 2.4).
+
+Public API:
+* ``get_phones_and_bert_inputs(text, language, version, vocab=None) -> TextFeatures``
+* ``split_sentences(text, method="cut5", cut_punc=None, language="zh") -> list[str]``
+* ``g2p_report(text, language, version) -> dict`` (the ``gsv-triton g2p`` command)
+* ``bert_token_ids(norm_text, vocab)`` and ``load_vocab(path)``
+
+Everything runs from installed packages and the data files under ``text/data``; nothing is
+downloaded. See README.md in this folder for the language decisions and the deviations from
+upstream GPT-SoVITS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from gsv_triton.errors import InputError
+from gsv_triton.settings import Limits
+from gsv_triton.symbols import phones_to_ids
+from gsv_triton.text.bert_align import bert_token_ids, load_vocab
+from gsv_triton.text.cleaner import clean_text
+from gsv_triton.text.languages import normalize_code, split_by_language
+from gsv_triton.text.splitting import cut, split_sentences
+
+__all__ = [
+    "Segment",
+    "TextFeatures",
+    "bert_token_ids",
+    "cut",
+    "g2p_report",
+    "get_phones_and_bert_inputs",
+    "load_vocab",
+    "split_sentences",
+]
+
+MIN_PHONES = 6  # upstream re-reads shorter texts once with a leading "."
+# Phones that are not speech: a text made only of these has nothing to read aloud.
+_SILENT_PHONES = frozenset(["!", "?", "…", ",", ".", "-", "SP", "SP2", "SP3", "UNK", "_"])
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One single-language piece of the text."""
+
+    language: str  # zh, en or yue (the cleaner used)
+    text: str  # the raw piece
+    norm_text: str
+    phones: tuple[str, ...]
+    phone_ids: tuple[int, ...]
+    word2ph: tuple[int, ...] | None  # zh and yue: phones per character of norm_text
+    bert_token_ids: tuple[int, ...] | None  # zh with a vocabulary: [CLS] one-per-char [SEP]
+
+    @property
+    def needs_bert(self) -> bool:
+        """BERT features are computed for zh only; every other piece gets zeros (spec 2.4)."""
+        return self.language == "zh"
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """The whole text: segments in order; phones/ids/norm_text concatenated over them."""
+
+    text: str
+    language: str
+    version: str
+    segments: tuple[Segment, ...]
+
+    @property
+    def phones(self) -> list[str]:
+        return [p for s in self.segments for p in s.phones]
+
+    @property
+    def phone_ids(self) -> list[int]:
+        return [i for s in self.segments for i in s.phone_ids]
+
+    @property
+    def norm_text(self) -> str:
+        return "".join(s.norm_text for s in self.segments)
+
+    @property
+    def languages(self) -> list[str]:
+        return [s.language for s in self.segments]
+
+
+def _segments(text: str, language: str, version: str, vocab: Mapping[str, int] | None) -> list[Segment]:
+    out = []
+    for piece in split_by_language(text, language, version):
+        phones, word2ph, norm_text = clean_text(piece.text, piece.language, version)
+        ids = None
+        if piece.language == "zh" and vocab is not None:
+            ids = tuple(bert_token_ids(norm_text, vocab))
+        out.append(
+            Segment(
+                language=piece.language,
+                text=piece.text,
+                norm_text=norm_text,
+                phones=tuple(phones),
+                phone_ids=tuple(phones_to_ids(phones, version)),
+                word2ph=tuple(word2ph) if word2ph is not None else None,
+                bert_token_ids=ids,
+            )
+        )
+    return out
+
+
+def get_phones_and_bert_inputs(
+    text: str,
+    language: str,
+    version: str = "v2",
+    vocab: Mapping[str, int] | None = None,
+    limits: Limits | None = None,
+) -> TextFeatures:
+    """Phones, ids, word2ph, norm_text and (with ``vocab``) BERT ids of one text (spec 4.1).
+
+    Raises InputError for empty text, text longer than ``limits.max_text_chars``, a text with
+    nothing to read aloud (only punctuation, symbols or emoji), an unknown language code, a
+    language the symbol version lacks, and Japanese/Korean (their G2P is not installed).
+    """
+    limits = limits or Limits()
+    code = normalize_code(language, version)
+    if not text or not text.strip():
+        raise InputError("text", "text is empty")
+    if len(text) > limits.max_text_chars:
+        raise InputError("text", f"text is longer than {limits.max_text_chars} characters", status=413)
+    text = re.sub(" {2,}", " ", text)
+    segments = _segments(text, code, version, vocab)
+    if sum(len(s.phones) for s in segments) < MIN_PHONES:
+        segments = _segments("." + text, code, version, vocab)
+    if all(p in _SILENT_PHONES for s in segments for p in s.phones):
+        raise InputError("text", "text has nothing to read aloud (only punctuation, symbols or emoji)")
+    return TextFeatures(text=text, language=code, version=version, segments=tuple(segments))
+
+
+def g2p_report(text: str, language: str, version: str = "v2") -> dict:
+    """JSON-ready view of ``get_phones_and_bert_inputs`` (``gsv-triton g2p``)."""
+    features = get_phones_and_bert_inputs(text, language, version)
+    segments = []
+    for seg in features.segments:
+        item = asdict(seg)
+        item.pop("bert_token_ids")
+        for key in ("phones", "phone_ids", "word2ph"):
+            item[key] = list(item[key]) if item[key] is not None else None
+        segments.append(item)
+    return {
+        "text": features.text,
+        "language": features.language,
+        "version": features.version,
+        "norm_text": features.norm_text,
+        "phones": features.phones,
+        "phone_ids": features.phone_ids,
+        "segments": segments,
+    }
