@@ -1,0 +1,73 @@
+"""Post-processing of synthesized audio (spec 3, "Output post-processing")."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import soundfile as sf
+
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
+
+# Integer scales used upstream: int16 = x * 32768 (api.py, api_v2), int32 = x * 2147483647 (api.py -st int32).
+INT16_SCALE = 32768.0
+INT32_SCALE = 2147483647.0
+SEGMENT_SILENCE_SECONDS = 0.3
+
+
+def normalize_segment(audio: np.ndarray) -> np.ndarray:
+    """If the peak exceeds 1, divide by the peak (float32 copy; upstream does it in place)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio / peak if peak > 1.0 else audio.copy()
+
+
+def join_segments(
+    segments: Sequence[np.ndarray],
+    silence_seconds: float = SEGMENT_SILENCE_SECONDS,
+    sample_rate: int = OUTPUT_SAMPLE_RATE,
+) -> np.ndarray:
+    """Normalise each segment and append ``silence_seconds`` of zeros after EACH one (the last too),
+    as api.py does; returns float32 1-D."""
+    silence = np.zeros(int(round(sample_rate * silence_seconds)), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for segment in segments:
+        parts += [normalize_segment(np.ravel(segment)), silence]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def float_to_int16(audio: np.ndarray) -> np.ndarray:
+    """x * 32768 truncated toward zero like upstream, but CLIPPED to [-32768, 32767].
+
+    Upstream casts without clipping, so a sample of exactly +1.0 (reachable: the decoder ends in
+    tanh) becomes 32768 and wraps to -32768, a full-scale click. Every other in-range value gives
+    the same integer as upstream.
+    """
+    scaled = np.asarray(audio, dtype=np.float32) * np.float32(INT16_SCALE)
+    return np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
+
+
+def float_to_int32(audio: np.ndarray) -> np.ndarray:
+    """x * 2147483647 (api.py's int32 scale), computed in float64 and clipped to the int32 range."""
+    scaled = np.asarray(audio, dtype=np.float64) * INT32_SCALE
+    return np.clip(scaled, -2147483648.0, 2147483647.0).astype(np.int32)
+
+
+def to_wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
+    """A complete WAV file of 1-D float audio in [-1, 1]; ``subtype`` is PCM_16, PCM_32 or FLOAT.
+
+    The integer conversion is ours (see ``float_to_int16``), not libsndfile's, so it is explicit.
+    """
+    audio = np.ravel(np.asarray(audio, dtype=np.float32))
+    if subtype == "PCM_16":
+        data: np.ndarray = float_to_int16(audio)
+    elif subtype == "PCM_32":
+        data = float_to_int32(audio)
+    elif subtype == "FLOAT":
+        data = np.clip(audio, -1.0, 1.0)
+    else:
+        raise ValueError(f"unsupported WAV subtype {subtype!r}; use PCM_16, PCM_32 or FLOAT")
+    buffer = io.BytesIO()
+    sf.write(buffer, data, sample_rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
