@@ -89,6 +89,8 @@ def _segments(text: str, language: str, version: str, vocab: Mapping[str, int] |
     out = []
     for piece in split_by_language(text, language, version):
         phones, word2ph, norm_text = clean_text(piece.text, piece.language, version)
+        if not phones:  # e.g. kana inside zh text, deleted by normalisation: nothing to feed BERT
+            continue
         ids = None
         if piece.language == "zh" and vocab is not None:
             ids = tuple(bert_token_ids(norm_text, vocab))

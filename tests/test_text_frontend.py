@@ -1,0 +1,223 @@
+"""The text frontend as a whole: language pieces, ids for v1/v2, BERT ids, errors, CLI, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gsv_triton.cli import main as cli_main
+from gsv_triton.errors import InputError, UserError
+from gsv_triton.settings import Limits
+from gsv_triton.text import bert_token_ids, g2p_report, get_phones_and_bert_inputs, load_vocab
+from gsv_triton.text.languages import split_by_language
+
+DATA = Path(__file__).resolve().parents[1] / "gsv_triton" / "data"
+
+
+def _pieces(text: str, language: str, version: str = "v2") -> list[tuple[str, str]]:
+    return [(p.language, p.text) for p in split_by_language(text, language, version)]
+
+
+# --- language pieces (spec 4.1) -----------------------------------------------------------
+
+
+def test_mixed_zh_en_split_by_script() -> None:
+    assert _pieces("我喜欢Python和C语言。", "zh") == [
+        ("zh", "我喜欢"), ("en", "Python"), ("zh", "和"), ("en", "C"), ("zh", "语言。"),
+    ]
+
+
+def test_marks_and_spaces_stay_with_the_piece_before() -> None:
+    assert _pieces("Hello, 世界! OK", "auto") == [("en", "Hello, "), ("zh", "世界! "), ("en", "OK")]
+
+
+def test_digits_join_the_piece_they_touch() -> None:
+    # touching the Chinese piece only -> zh; between two English words -> en
+    assert _pieces("iPhone 15的价格", "zh") == [("en", "iPhone "), ("zh", "15的价格")]
+    assert _pieces("I have 3 apples", "zh") == [("en", "I have 3 apples")]
+    # a unit after the number stays with it in Chinese (5kg -> 五千克)
+    assert _pieces("重5kg", "zh") == [("zh", "重5kg")]
+
+
+def test_all_modes_read_digits_in_the_default_language() -> None:
+    assert _pieces("I have 3 apples", "all_zh") == [("en", "I have "), ("zh", "3 "), ("en", "apples")]
+
+
+def test_auto_modes() -> None:
+    assert _pieces("你好hello", "auto") == [("zh", "你好"), ("en", "hello")]
+    assert _pieces("你好hello", "auto_yue") == [("yue", "你好"), ("en", "hello")]
+    assert _pieces("今日は晴れ", "auto") == [("ja", "今日は晴れ")]  # Han with kana in the sentence: ja
+    assert _pieces("안녕 你好", "auto") == [("ko", "안녕 "), ("zh", "你好")]
+
+
+def test_requested_language_for_non_english_pieces() -> None:
+    assert _pieces("我係香港人hello", "yue") == [("yue", "我係香港人"), ("en", "hello")]
+    assert _pieces("Hello 你好", "en") == [("en", "Hello 你好")]
+
+
+def test_language_codes_are_case_insensitive_and_accept_ui_names() -> None:
+    assert get_phones_and_bert_inputs("你好世界", "ZH").language == "zh"
+    assert get_phones_and_bert_inputs("你好世界", "中文").language == "all_zh"
+
+
+# --- ids for both symbol tables (spec 4.3) ------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_ids_index_the_symbol_table(version: str) -> None:
+    table = json.loads((DATA / f"symbols_{version}.json").read_text("utf-8"))
+    features = get_phones_and_bert_inputs("你好，Hello world！", "zh", version)
+    assert features.phone_ids == [table.index(p) for p in features.phones]
+    # fixed ids of the spec: "," is 1 and "!" is 0 in both tables
+    assert features.phone_ids[4] == 1 and features.phone_ids[-1] == 0
+
+
+def test_v1_and_v2_agree_on_shared_symbols() -> None:
+    # zh phones without erhua/polyphone differences give the same ids in both tables (v1 is a prefix)
+    v1 = get_phones_and_bert_inputs("今天天气很好。", "zh", "v1")
+    v2 = get_phones_and_bert_inputs("今天天气很好。", "zh", "v2")
+    assert v1.phones == v2.phones and v1.phone_ids == v2.phone_ids
+
+
+def test_cantonese_ids_exist_only_in_v2() -> None:
+    table = json.loads((DATA / "symbols_v2.json").read_text("utf-8"))
+    features = get_phones_and_bert_inputs("广东话", "yue", "v2")
+    assert all(i >= 353 for i in features.phone_ids)  # the Y... block starts at 353
+    assert features.phone_ids == [table.index(p) for p in features.phones]
+    with pytest.raises(InputError) as err:
+        get_phones_and_bert_inputs("广东话", "yue", "v1")
+    assert err.value.field == "language"
+
+
+# --- BERT alignment (spec 2.4) -------------------------------------------------------------
+
+
+@pytest.fixture
+def vocab(tmp_path: Path) -> dict[str, int]:
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!", "你", "好", "世", "界"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", "utf-8")
+    return load_vocab(path)
+
+
+def test_bert_ids_one_per_character(vocab: dict[str, int]) -> None:
+    assert bert_token_ids("你好,世界!", vocab) == [2, 8, 9, 5, 10, 11, 7, 3]
+    assert bert_token_ids("你们", vocab) == [2, 8, 1, 3]  # 们 is not in the vocabulary: [UNK]
+
+
+def test_bert_ids_only_for_zh_pieces(vocab: dict[str, int]) -> None:
+    features = get_phones_and_bert_inputs("你好世界Hello there", "zh", vocab=vocab)
+    zh, en = features.segments
+    assert zh.needs_bert and zh.bert_token_ids == (2, 8, 9, 10, 11, 3)
+    assert len(zh.bert_token_ids) == len(zh.norm_text) + 2 == len(zh.word2ph) + 2
+    assert not en.needs_bert and en.bert_token_ids is None and en.word2ph is None
+
+
+def test_load_vocab_rejects_non_vocab(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_text("a\nb\n", "utf-8")
+    with pytest.raises(UserError):
+        load_vocab(path)
+    with pytest.raises(UserError):
+        load_vocab(tmp_path / "missing.txt")
+
+
+# --- bad inputs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "version", "field", "status"),
+    [
+        ("", "zh", "v2", "text", 400),
+        ("   ", "zh", "v2", "text", 400),
+        ("。，！？", "zh", "v2", "text", 400),  # punctuation only: an error, not a phone of "."
+        ("...!!!", "en", "v2", "text", 400),
+        ("😀🎉", "auto", "v2", "text", 400),
+        ("你好", "fr", "v2", "language", 400),
+        ("你好", "all_ko", "v1", "language", 400),  # not a v1 language
+        ("こんにちは", "ja", "v2", "language", 422),  # needs pyopenjtalk
+        ("안녕하세요", "auto", "v2", "language", 422),  # needs g2pk2
+        ("안녕하세요", "auto", "v1", "language", 400),  # Korean is not in the v1 table at all
+        ("你好", "zh", "v3", "version", 400),
+    ],
+)
+def test_bad_inputs(text: str, language: str, version: str, field: str, status: int) -> None:
+    with pytest.raises(InputError) as err:
+        get_phones_and_bert_inputs(text, language, version)
+    assert (err.value.field, err.value.status) == (field, status)
+
+
+def test_too_long_text() -> None:
+    with pytest.raises(InputError) as err:
+        get_phones_and_bert_inputs("好" * 11, "zh", limits=Limits(max_text_chars=10))
+    assert err.value.status == 413
+
+
+def test_needs_message_names_the_package() -> None:
+    with pytest.raises(InputError, match="pyopenjtalk"):
+        get_phones_and_bert_inputs("こんにちは", "all_ja")
+
+
+# --- report and CLI ------------------------------------------------------------------------
+
+
+def test_g2p_report_is_json_ready() -> None:
+    report = g2p_report("你好Hello", "zh", "v1")
+    assert json.loads(json.dumps(report, ensure_ascii=False)) == report
+    assert [s["language"] for s in report["segments"]] == ["zh", "en"]
+    assert report["segments"][0]["word2ph"] == [2, 2]
+    assert report["phones"] == report["segments"][0]["phones"] + report["segments"][1]["phones"]
+
+
+def test_cli_g2p(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["g2p", "--language", "zh", "--version", "v2", "你好，世界"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["norm_text"] == "你好,世界" and out["version"] == "v2"
+    assert cli_main(["g2p", "--language", "xx", "你好"]) == 2
+    assert "unsupported language" in capsys.readouterr().err
+
+
+# --- offline -------------------------------------------------------------------------------
+
+_OFFLINE_SCRIPT = r"""
+import socket
+
+def _refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+
+socket.socket.connect = _refuse
+socket.socket.connect_ex = _refuse
+socket.create_connection = _refuse
+socket.getaddrinfo = _refuse
+
+from gsv_triton.text import get_phones_and_bert_inputs, split_sentences
+
+texts = [
+    ("2024年3月5日，我们在上海发布了GPT-SoVITS，效果提升了35%！", "zh"),
+    ("Mr. Smith's blorptastic huggingface costs $5.50 in 1999.", "en"),
+    ("佢个锄头太短啦", "yue"),
+    ("Hello 你好 world", "auto"),
+]
+for text, language in texts:
+    for piece in split_sentences(text, language=language):
+        features = get_phones_and_bert_inputs(piece, language)
+        assert features.phone_ids, piece
+print("OK")
+"""
+
+
+def test_runs_offline_with_an_empty_home(tmp_path: Path) -> None:
+    """A fresh process (no warm caches) with sockets refused and HOME empty."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NLTK", "XDG", "HF_", "JIEBA"))}
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", _OFFLINE_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("OK")
+    assert list(tmp_path.iterdir()) == []  # nothing written to HOME either
