@@ -27,6 +27,7 @@ from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
+from gsv_export.triton_repository import install_triton_models
 from gsv_triton.errors import UserError
 
 MANIFEST = "gsv_manifest.json"
@@ -117,6 +118,7 @@ def export_repository(
         "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    install_triton_models(out, target)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"[export] wrote {len(paths)} ONNX files to {out} in {time.perf_counter() - started:.1f} s "
           f"(peak RSS {peak_mb:.0f} MB)", flush=True)

@@ -42,6 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
 
+def _client(args: argparse.Namespace) -> None:
+    from gsv_triton.client import run
+
+    run(args)
+
+
 def _g2p(args: argparse.Namespace) -> None:
     import json
 
@@ -79,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--address", default="0.0.0.0", help="bind address of all three endpoints")
     p.set_defaults(func=_serve)
+
+    from gsv_triton import client
+
+    p = sub.add_parser("client", help="call the voice_clone pipeline over HTTP or gRPC and write a wav")
+    client.add_arguments(p)
+    p.set_defaults(func=_client)
 
     p = sub.add_parser("g2p", help="show the text frontend's segments, phones, word2ph and ids as JSON")
     p.add_argument("--language", default="zh")

@@ -1,0 +1,108 @@
+"""Install the Triton model configs and entry points next to the exported ONNX files.
+
+The templates live in ``<project>/model_repository/<model>/`` (``config.pbtxt`` + ``1/model.py``). Two
+placeholders are filled here, so a user never edits a config by hand:
+
+* ``@EXECUTION_ENV@``: the ``EXECUTION_ENV_PATH`` parameter naming the current venv (Triton's Python stub
+  ignores PYTHONPATH, so this is how it finds numpy, onnxruntime and gsv_triton);
+* ``@INTRA_OP_THREADS@``: onnxruntime threads of the heavy networks, this host's core count capped at
+  ``MAX_INTRA_OP_THREADS``.
+
+``target="gpu"`` writes configs for NVIDIA's Triton container instead: the plain networks use Triton's own
+onnxruntime backend (CUDA) or, where ``export --target gpu`` built ``model.plan``, the TensorRT backend; ``t2s``
+stays a Python model with onnxruntime's CUDA provider (KIND_GPU instances) and ``voice_clone`` stays on the CPU.
+That path is not exercised on this project's CPU machines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from gsv_triton.errors import UserError
+from gsv_triton.serving import python_env_parameter
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
+MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s", "voice_clone")
+# Networks that are a single ONNX graph: Triton's onnxruntime/TensorRT backends can serve them on GPU hosts.
+PLAIN_NETWORKS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode")
+MODEL_VERSION = "1"
+ENGINE_FILE = "model.plan"  # written by gsv_export.tensorrt_build
+ENV_PLACEHOLDER = "@EXECUTION_ENV@"
+THREADS_PLACEHOLDER = "@INTRA_OP_THREADS@"
+# More threads than this buys little for these graph sizes and starves the other instances.
+MAX_INTRA_OP_THREADS = 4
+TARGETS = ("cpu", "gpu")
+# Lines of a CPU template that only the Python backend understands.
+_PYTHON_ONLY = re.compile(r'^\s*(parameters: \{ key: "(onnx_file|intra_op_threads|batch_pad_axis)"|@EXECUTION_ENV@)')
+
+
+def default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_INTRA_OP_THREADS))
+
+
+def fill_template(text: str, env_parameter: str, threads: int) -> str:
+    """The config text with both placeholders replaced."""
+    return text.replace(ENV_PLACEHOLDER, env_parameter.rstrip("\n")).replace(THREADS_PLACEHOLDER, str(threads))
+
+
+def gpu_network_config(cpu_config: str, onnx_file: str, has_engine: bool) -> str:
+    """The (unfilled) CPU template of a plain network rewritten for NVIDIA's container (onnxruntime-CUDA or TensorRT backend).
+
+    Tensor names, types and dims stay the same, so ``voice_clone``'s BLS calls need no change. Ragged batching
+    is dropped: those backends take one dense tensor, so only equal-length requests are batched there.
+    """
+    # The template's comments describe the CPU choices (python backend, ragged padding): replaced by one line.
+    lines = [line for line in cpu_config.splitlines() if not (_PYTHON_ONLY.match(line) or line.startswith("#"))]
+    header = (
+        f"# GPU config written by gsv_export.triton_repository from model_repository/{Path(onnx_file).stem}/"
+        "config.pbtxt (same tensors; see its comments).\n"
+    )
+    text = header + "\n".join(lines) + "\n"
+    if has_engine:
+        backend = f'platform: "tensorrt_plan"\ndefault_model_filename: "{ENGINE_FILE}"'
+    else:
+        # KIND_GPU instances of the onnxruntime backend run on its CUDA execution provider.
+        backend = f'backend: "onnxruntime"\ndefault_model_filename: "{onnx_file}"'
+    text = text.replace('backend: "python"', backend)
+    text = text.replace(", allow_ragged_batch: true", "")
+    return text.replace("kind: KIND_CPU", "kind: KIND_GPU")
+
+
+def _env_parameter(target: str) -> str:
+    try:
+        return python_env_parameter()
+    except UserError:
+        if target == "cpu":
+            raise
+        # NVIDIA's container: the stub runs the container's Python, where gsv-triton must be pip-installed.
+        return "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
+
+
+def install_triton_models(repo: Path, target: str = "cpu", threads: int | None = None) -> None:
+    """Write ``config.pbtxt`` and ``1/model.py`` of every model into the exported repository ``repo``."""
+    if target not in TARGETS:
+        raise UserError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise UserError(f"model repository {repo} does not exist")
+    missing = [m for m in MODELS if not (TEMPLATES / m / "config.pbtxt").is_file()]
+    if missing:
+        raise UserError(f"the model templates in {TEMPLATES} lack {', '.join(missing)}")
+    env = _env_parameter(target)
+    threads = threads or default_threads()
+    for model in MODELS:
+        source, dest = TEMPLATES / model, repo / model
+        (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
+        config = (source / "config.pbtxt").read_text("utf-8")
+        if target == "gpu" and model in PLAIN_NETWORKS:
+            has_engine = (dest / MODEL_VERSION / ENGINE_FILE).is_file()
+            config = gpu_network_config(config, f"{model}.onnx", has_engine)
+        else:
+            config = fill_template(config, env, threads)
+            if target == "gpu" and model == "t2s":
+                config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
+            shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")
+        (dest / "config.pbtxt").write_text(config, "utf-8")

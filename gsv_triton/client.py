@@ -1,0 +1,191 @@
+"""A small client of the ``voice_clone`` Triton model (HTTP or gRPC) and the ``gsv-triton client`` command.
+
+``synthesize(url, text=..., reference_audio=..., prompt_text=...) -> (audio, sample_rate)`` builds the request
+tensors of the public contract (model_repository/voice_clone/config.pbtxt); only the inputs you pass are sent,
+so the server's defaults apply to the rest. Needs ``tritonclient[http,grpc]`` (the ``serve`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsv_triton.errors import UserError
+
+MODEL_NAME = "voice_clone"
+PROTOCOLS = ("http", "grpc")
+DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+# A long text on a CPU host takes a while; the HTTP client's own default (60 s) is too short.
+DEFAULT_TIMEOUT_S = 600.0
+# Optional request inputs: name -> (Triton datatype, numpy dtype).
+OPTIONAL_INPUTS: dict[str, tuple[str, Any]] = {
+    "top_k": ("INT32", np.int32),
+    "top_p": ("FP32", np.float32),
+    "temperature": ("FP32", np.float32),
+    "speed": ("FP32", np.float32),
+    "seed": ("INT64", np.int64),
+    "cut_punc": ("BYTES", np.object_),
+    "repetition_penalty": ("FP32", np.float32),
+    "max_new_tokens": ("INT32", np.int32),
+    "ignore_eos": ("BOOL", np.bool_),
+}
+
+
+def _client_module(protocol: str):
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}; expected http or grpc")
+    try:
+        if protocol == "http":
+            import tritonclient.http as module
+        else:
+            import tritonclient.grpc as module
+    except ImportError as exc:
+        raise UserError(f"tritonclient is not installed ({exc}); pip install 'gsv-triton[serve]'") from None
+    return module
+
+
+def _tensor(module, name: str, datatype: str, value: Any, dtype: Any):
+    if datatype == "BYTES":
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        array = np.array([data], dtype=np.object_)
+    else:
+        array = np.array([value], dtype=dtype)
+    tensor = module.InferInput(name, [1], datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def build_inputs(
+    protocol: str,
+    text: str,
+    reference_audio: bytes,
+    prompt_text: str,
+    text_language: str = "zh",
+    prompt_language: str = "zh",
+    **options: Any,
+) -> list:
+    """The ``InferInput`` list of one request; ``options`` are the optional inputs (None = not sent)."""
+    module = _client_module(protocol)
+    unknown = set(options) - set(OPTIONAL_INPUTS)
+    if unknown:
+        raise UserError(f"unknown voice_clone option(s): {', '.join(sorted(unknown))}")
+    inputs = [
+        _tensor(module, "text", "BYTES", text, np.object_),
+        _tensor(module, "text_language", "BYTES", text_language, np.object_),
+        _tensor(module, "prompt_text", "BYTES", prompt_text, np.object_),
+        _tensor(module, "prompt_language", "BYTES", prompt_language, np.object_),
+        _tensor(module, "reference_audio", "BYTES", bytes(reference_audio), np.object_),
+    ]
+    for name, value in options.items():
+        if value is not None:
+            datatype, dtype = OPTIONAL_INPUTS[name]
+            inputs.append(_tensor(module, name, datatype, value, dtype))
+    return inputs
+
+
+def synthesize(
+    url: str | None = None,
+    protocol: str = "http",
+    *,
+    text: str,
+    reference_audio: bytes,
+    prompt_text: str,
+    text_language: str = "zh",
+    prompt_language: str = "zh",
+    model_name: str = MODEL_NAME,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    **options: Any,
+) -> tuple[np.ndarray, int]:
+    """Call ``voice_clone`` once; returns (float32 mono audio in [-1, 1], sample rate).
+
+    ``options``: top_k, top_p, temperature, speed, seed, cut_punc, repetition_penalty, max_new_tokens,
+    ignore_eos. Server-side errors (bad inputs) raise UserError with the server's message.
+    """
+    module = _client_module(protocol)
+    from tritonclient.utils import InferenceServerException
+
+    inputs = build_inputs(protocol, text, reference_audio, prompt_text, text_language, prompt_language, **options)
+    url = url or DEFAULT_URLS[protocol]
+    if protocol == "http":
+        client = module.InferenceServerClient(url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        call = {}
+    else:
+        client = module.InferenceServerClient(url)
+        call = {"client_timeout": timeout_s}
+    try:
+        result = client.infer(model_name, inputs, **call)
+    except InferenceServerException as exc:
+        raise UserError(f"{model_name} at {url} ({protocol}): {exc.message() or exc}") from None
+    finally:
+        client.close()
+    return result.as_numpy("audio"), int(result.as_numpy("sample_rate")[0])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``gsv-triton client`` (also used by :func:`main`)."""
+    parser.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8000 for http, :8001 for grpc)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument("--text", required=True, help="text to speak")
+    parser.add_argument("--text-language", default="zh")
+    parser.add_argument("--reference", required=True, help="reference audio file (3-10 s: wav, flac, ogg, mp3)")
+    parser.add_argument("--prompt-text", required=True, help="transcript of the reference audio")
+    parser.add_argument("--prompt-language", default="zh")
+    parser.add_argument("--out", required=True, help="output .wav file")
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--speed", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--cut-punc", help="split the text after these marks, e.g. '，。'")
+    parser.add_argument("--model-name", default=MODEL_NAME)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Synthesise per ``args`` and write a 16-bit wav; returns its path."""
+    from gsv_triton.audio import to_wav_bytes
+
+    try:
+        reference = Path(args.reference).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read reference audio {args.reference}: {exc.strerror}") from None
+    audio, rate = synthesize(
+        args.url,
+        args.protocol,
+        text=args.text,
+        reference_audio=reference,
+        prompt_text=args.prompt_text,
+        text_language=args.text_language,
+        prompt_language=args.prompt_language,
+        model_name=args.model_name,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        speed=args.speed,
+        seed=args.seed,
+        cut_punc=args.cut_punc,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(to_wav_bytes(audio, rate))
+    print(f"wrote {out}: {len(audio) / rate:.2f} s at {rate} Hz")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gsv-triton client", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except UserError as exc:
+        print(f"gsv-triton client: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,447 @@
+"""The voice-cloning orchestration (api.py's request flow, spec 0 and 5.1) over named network calls.
+
+The networks are reached through a :class:`Backend`: inside Triton that is BLS (``voice_clone``), in-process it
+is plain onnxruntime sessions (:class:`OrtBackend`; tests and benchmarks). The steps:
+
+1. split the target text (api.py's ``cut_punc`` rule); text frontend per piece and for the prompt text;
+2. BERT for every zh language segment of all of them in ONE batched call (zeros for other languages);
+3. reference audio -> ``ssl`` -> ``vq_encode`` (prompt codes) and spectrogram -> ``ref_encoder`` (ge), both
+   cached per reference (key: SHA-256 of the uploaded bytes);
+4. ``t2s`` ONCE for all pieces as a batch, each row = prompt phones+BERT followed by the piece's;
+5. ``sovits_decode`` per piece (target phones only) with host noise drawn from the request seed;
+6. peak-normalise each piece, 0.3 s of silence after each, concatenate.
+
+Randomness comes only from the request seed (:func:`derive_seed` streams per row), and no state but the
+caches (pure functions of their keys) survives a request, so the same request always gives the same audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from gsv_triton.audio import join_segments, prepare_reference
+from gsv_triton.errors import InputError, UserError
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
+from gsv_triton.t2s_loop import BERT_DIM
+from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
+
+from .request import VoiceCloneRequest
+
+MANIFEST = "gsv_manifest.json"
+BERT_VOCAB = Path("bert") / "1" / "vocab.txt"
+CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz latent frames (SoVITS); at speed 1 frames = 2T exactly
+# BERT rows per call; equal to max_batch_size of model_repository/bert/config.pbtxt.
+BERT_MAX_BATCH = 8
+BERT_MAX_TOKENS = 512  # position table of chinese-roberta-wwm-ext-large ([CLS] + 510 characters + [SEP])
+# Pieces per t2s call: its KV cache is [2, layers, text + prompt + max_new_tokens, rows, hidden] floats
+# (about 160 MB per row at full size), so a long text runs in several calls.
+T2S_MAX_ROWS = 8
+REFERENCE_CACHE_SIZE = 16
+PROMPT_CACHE_SIZE = 64
+# Independent random streams derived from one request seed.
+T2S_STREAM = 0
+NOISE_STREAM = 1
+WARMUP_TEXTS = {"zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。"}  # ja/ko have no G2P here
+WARMUP_LANGUAGES = ("zh", "en")
+TOKEN_PAD = -1  # t2s pads its token matrix with this (never a valid token)
+
+
+class Backend(Protocol):
+    """Runs one named network: ``infer("ssl", {"wav16k": x}, ["ssl"]) -> {"ssl": y}``."""
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs to know about the exported networks (from ``gsv_manifest.json``)."""
+
+    symbol_version: str = "v2"
+    inter_channels: int = 192
+    sample_rate: int = OUTPUT_SAMPLE_RATE
+    noise_scale: float = SamplingDefaults.noise_scale
+
+    @classmethod
+    def from_manifest(cls, repo: Path) -> PipelineConfig:
+        path = Path(repo) / MANIFEST
+        try:
+            manifest = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {path} (written by `gsv-triton export`): {exc}") from exc
+        return cls(
+            symbol_version=str(manifest["symbol_version"]),
+            inter_channels=int(manifest["sovits"]["inter_channels"]),
+            sample_rate=int(manifest.get("sampling_rate", OUTPUT_SAMPLE_RATE)),
+        )
+
+
+@dataclass(frozen=True)
+class TextRow:
+    """One text as the GPT sees it: phone ids and the matching BERT features."""
+
+    phone_ids: np.ndarray  # int64 [P]
+    bert: np.ndarray  # float32 [1024, P]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What one reference clip contributes: prompt semantic codes and the timbre vector."""
+
+    prompt_codes: np.ndarray  # int64 [Ty]
+    ge: np.ndarray  # float32 [1, gin, 1]
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    audio: np.ndarray  # float32 [N] in [-1, 1]
+    sample_rate: int
+    segment_tokens: np.ndarray  # int32 [pieces]: semantic tokens generated per piece
+    tokens: np.ndarray  # int32 [sum of segment_tokens]: the pieces' semantic tokens, concatenated
+    seed: int
+
+
+class LruCache:
+    """A small thread-safe LRU map (a Triton instance may run BLS calls from several threads)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def derive_seed(seed: int, stream: int, index: int) -> int:
+    """A 63-bit seed for one row of one random stream, independent of every other (stream, index)."""
+    state = np.random.SeedSequence([int(seed) & ((1 << 64) - 1), stream, index]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def frames_for_speed(n_codes: int, speed: float) -> int:
+    """Latent frames for ``n_codes`` codes at ``speed``: 2T at exactly 1.0, else int(2T / speed) + 1 (upstream;
+    the same rule as ``gsv_export.models.sovits.frames_for_speed``, restated here to keep serving torch-free)."""
+    frames = CODE_UPSAMPLE * n_codes
+    return frames if speed == 1.0 else int(frames / speed) + 1
+
+
+def pad_rows(rows: Sequence[Sequence[int] | np.ndarray], value: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad int sequences into [B, Lmax] int64; returns (matrix, lengths)."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    out = np.full((len(rows), int(lengths.max(initial=0))), value, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out, lengths
+
+
+def expand_bert(hidden: np.ndarray, segment: Segment) -> np.ndarray:
+    """BERT rows of one zh segment -> [1024, n_phones]: drop [CLS] (and [SEP]/padding), repeat row i
+    ``word2ph[i]`` times (spec 2.4)."""
+    word2ph = np.asarray(segment.word2ph, dtype=np.int64)
+    if len(word2ph) != len(segment.norm_text) or int(word2ph.sum()) != len(segment.phones):
+        raise RuntimeError(f"word2ph does not match the text {segment.norm_text!r}")
+    rows = hidden[1 : 1 + len(word2ph)]
+    return np.ascontiguousarray(np.repeat(rows, word2ph, axis=0).T, dtype=np.float32)
+
+
+def _renamed(exc: InputError, names: Mapping[str, str]) -> InputError:
+    """The same error with its field renamed to the request tensor it came from."""
+    return InputError(names.get(exc.field, exc.field), exc.message, exc.status)
+
+
+class VoiceClonePipeline:
+    """api.py's synthesis over a :class:`Backend`; one instance serves requests one after another."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        vocab: Mapping[str, int],
+        config: PipelineConfig,
+        limits: Limits | None = None,
+        reference_cache_size: int = REFERENCE_CACHE_SIZE,
+        prompt_cache_size: int = PROMPT_CACHE_SIZE,
+    ) -> None:
+        self.backend = backend
+        self.vocab = vocab
+        self.config = config
+        self.limits = limits or Limits()
+        self.references = LruCache(reference_cache_size)
+        self.prompts = LruCache(prompt_cache_size)
+
+    @classmethod
+    def from_repository(cls, backend: Backend, repo: Path, limits: Limits | None = None, **kwargs) -> VoiceClonePipeline:
+        """Configured from an exported repository (manifest + the BERT vocabulary next to bert.onnx)."""
+        return cls(backend, load_vocab(Path(repo) / BERT_VOCAB), PipelineConfig.from_manifest(repo), limits, **kwargs)
+
+    def warm_up(self, languages: Sequence[str] = WARMUP_LANGUAGES) -> None:
+        """Run the text frontend once per language: the first zh/en/yue call loads dictionaries and models for
+        seconds, which would otherwise land on the first request of each instance."""
+        for language in languages:
+            text = WARMUP_TEXTS.get(language)
+            if text:
+                get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
+
+    # -- the whole request ---------------------------------------------------------------------------
+    def synthesize(self, request: VoiceCloneRequest) -> Synthesis:
+        pieces = self.split(request)
+        prompt, rows = self.text_rows(request, pieces)
+        reference = self.reference(request.reference_audio)
+        tokens = self.generate(prompt, rows, reference, request)
+        audio = self.decode(rows, tokens, reference, request)
+        return Synthesis(
+            audio=join_segments(audio, sample_rate=self.config.sample_rate),
+            sample_rate=self.config.sample_rate,
+            segment_tokens=np.array([len(t) for t in tokens], dtype=np.int32),
+            tokens=np.concatenate([np.zeros(0, np.int32), *tokens]).astype(np.int32),
+            seed=request.seed,
+        )
+
+    # -- 1 + 2: text ---------------------------------------------------------------------------------
+    def split(self, request: VoiceCloneRequest) -> list[str]:
+        """The target pieces (api.py ``cut_text`` with the request's ``cut_punc``)."""
+        return split_sentences(request.text.strip("\n"), cut_punc=request.cut_punc, language=request.text_language)
+
+    def text_rows(self, request: VoiceCloneRequest, pieces: Sequence[str]) -> tuple[TextRow, list[TextRow]]:
+        """(prompt row, one row per piece) with BERT features, all zh segments in one BERT batch."""
+        prompt_key = (request.prompt_text, request.prompt_language)
+        prompt = self.prompts.get(prompt_key)
+        texts = [(p, request.text_language, "text") for p in pieces]
+        if prompt is None:
+            texts.insert(0, (request.prompt_text, request.prompt_language, "prompt_text"))
+        features = []
+        for text, language, field in texts:
+            names = {"text": field, "language": "prompt_language" if field == "prompt_text" else "text_language"}
+            try:
+                feats = get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
+            except InputError as exc:
+                raise _renamed(exc, names) from None
+            if any(s.needs_bert and len(s.bert_token_ids) > BERT_MAX_TOKENS for s in feats.segments):
+                raise InputError(
+                    field,
+                    f"a sentence has more than {BERT_MAX_TOKENS - 2} characters; split it with punctuation (cut_punc)",
+                )
+            features.append(feats)
+        zh = [seg for f in features for seg in f.segments if seg.needs_bert]
+        bert = self._bert(zh)
+        rows = []
+        for f in features:
+            parts = [bert[id(s)] if s.needs_bert else np.zeros((BERT_DIM, len(s.phones)), np.float32)
+                     for s in f.segments]
+            rows.append(TextRow(np.asarray(f.phone_ids, dtype=np.int64), np.concatenate(parts, axis=1)))
+        if prompt is None:
+            prompt = rows.pop(0)
+            self.prompts.put(prompt_key, prompt)
+        return prompt, rows
+
+    def _bert(self, segments: Sequence[Segment]) -> dict[int, np.ndarray]:
+        """{id(segment): [1024, n_phones]} for zh segments, in batches of at most BERT_MAX_BATCH rows."""
+        out: dict[int, np.ndarray] = {}
+        for start in range(0, len(segments), BERT_MAX_BATCH):
+            chunk = segments[start : start + BERT_MAX_BATCH]
+            ids, lengths = pad_rows([s.bert_token_ids for s in chunk])
+            mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+            hidden = self.backend.infer(
+                "bert",
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+                ["hidden"],
+            )["hidden"]
+            for seg, h in zip(chunk, hidden, strict=True):
+                out[id(seg)] = expand_bert(h, seg)
+        return out
+
+    # -- 3: reference --------------------------------------------------------------------------------
+    def reference(self, audio: bytes) -> Reference:
+        """Prompt codes and ge of a reference clip (cached by content)."""
+        key = hashlib.sha256(audio).hexdigest()
+        cached = self.references.get(key)
+        if cached is not None:
+            return cached
+        try:
+            prepared = prepare_reference(audio, self.limits)
+        except InputError as exc:
+            raise _renamed(exc, {"audio": "reference_audio"}) from None
+        ssl = self.backend.infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"])["ssl"]
+        codes = self.backend.infer("vq_encode", {"ssl": ssl}, ["codes"])["codes"]
+        ge = self.backend.infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"])["ge"]
+        reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32))
+        if reference.prompt_codes.size == 0:
+            raise InputError("reference_audio", "is too short to give any prompt token")
+        self.references.put(key, reference)
+        return reference
+
+    # -- 4: semantic tokens --------------------------------------------------------------------------
+    def t2s_inputs(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
+                   request: VoiceCloneRequest, first: int = 0) -> dict[str, np.ndarray]:
+        """The ``t2s`` input tensors for ``rows``, pieces ``first``, ``first + 1``, ... of the request (the
+        piece index picks the row's random stream, so chunking never changes a piece's tokens)."""
+        phones, lengths = pad_rows([np.concatenate([prompt.phone_ids, r.phone_ids]) for r in rows])
+        bert = np.zeros((len(rows), BERT_DIM, phones.shape[1]), dtype=np.float32)
+        for i, row in enumerate(rows):
+            bert[i, :, : lengths[i]] = np.concatenate([prompt.bert, row.bert], axis=1)
+        seeds = [derive_seed(request.seed, T2S_STREAM, first + i) for i in range(len(rows))]
+        return {
+            "phone_ids": phones,
+            "phone_lengths": lengths,
+            "bert": bert,
+            "prompt_codes": reference.prompt_codes[None, :],
+            "top_k": np.array([request.top_k], dtype=np.int32),
+            "top_p": np.array([request.top_p], dtype=np.float32),
+            "temperature": np.array([request.temperature], dtype=np.float32),
+            "repetition_penalty": np.array([request.repetition_penalty], dtype=np.float32),
+            "seed": np.array(seeds, dtype=np.int64),
+            "max_new_tokens": np.array([request.max_new_tokens], dtype=np.int32),
+            "ignore_eos": np.array([request.ignore_eos], dtype=bool),
+        }
+
+    def generate(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
+                 request: VoiceCloneRequest) -> list[np.ndarray]:
+        """Semantic tokens per piece: the pieces run as one ``t2s`` batch (in chunks of ``T2S_MAX_ROWS``)."""
+        tokens: list[np.ndarray] = []
+        for start in range(0, len(rows), T2S_MAX_ROWS):
+            inputs = self.t2s_inputs(prompt, rows[start : start + T2S_MAX_ROWS], reference, request, first=start)
+            result = self.backend.infer("t2s", inputs, ["tokens", "lengths"])
+            tokens += [np.asarray(t[:n], dtype=np.int64) for t, n in zip(result["tokens"], result["lengths"], strict=True)]
+        return tokens
+
+    # -- 5: audio ------------------------------------------------------------------------------------
+    def decode_inputs(self, row: TextRow, tokens: np.ndarray, reference: Reference, request: VoiceCloneRequest,
+                      index: int) -> dict[str, np.ndarray]:
+        """``sovits_decode`` inputs of piece ``index``: only the piece's phones, noise from its own stream."""
+        frames = frames_for_speed(len(tokens), request.speed)
+        rng = np.random.default_rng(derive_seed(request.seed, NOISE_STREAM, index))
+        return {
+            "codes": tokens[None, :].astype(np.int64),
+            "phone_ids": row.phone_ids[None, :],
+            "ge": reference.ge,
+            "noise": rng.standard_normal((1, self.config.inter_channels, frames), dtype=np.float32),
+            "noise_scale": np.array([self.config.noise_scale], dtype=np.float32),
+        }
+
+    def decode(self, rows: Sequence[TextRow], tokens: Sequence[np.ndarray], reference: Reference,
+               request: VoiceCloneRequest) -> list[np.ndarray]:
+        """Audio per piece; a piece without tokens contributes no samples (its silence stays)."""
+        audio = []
+        for i, (row, toks) in enumerate(zip(rows, tokens, strict=True)):
+            if len(toks) == 0:
+                audio.append(np.zeros(0, dtype=np.float32))
+                continue
+            out = self.backend.infer("sovits_decode", self.decode_inputs(row, toks, reference, request, i), ["audio"])
+            audio.append(np.ravel(out["audio"]).astype(np.float32, copy=False))
+        return audio
+
+
+_THREADS_PARAMETER = re.compile(r'key:\s*"intra_op_threads",?\s*value:\s*\{\s*string_value:\s*"(\d+)"')
+
+
+def configured_threads(config_path: Path) -> int:
+    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent)."""
+    try:
+        match = _THREADS_PARAMETER.search(Path(config_path).read_text("utf-8"))
+    except OSError:
+        return 1
+    return int(match.group(1)) if match else 1
+
+
+class OrtBackend:
+    """The networks of an exported repository run in-process with onnxruntime (no Triton)."""
+
+    FILES = {
+        "ssl": "ssl/1/ssl.onnx",
+        "bert": "bert/1/bert.onnx",
+        "vq_encode": "vq_encode/1/vq_encode.onnx",
+        "ref_encoder": "ref_encoder/1/ref_encoder.onnx",
+        "sovits_decode": "sovits_decode/1/sovits_decode.onnx",
+    }
+
+    def __init__(self, repo: Path, intra_op_threads: int | None = None) -> None:
+        """``intra_op_threads`` None: each network gets the thread count of its ``config.pbtxt`` (1 without
+        one), so results match the Triton models bit for bit (some kernels split work by thread count)."""
+        from gsv_triton.serving.ort_model import create_session
+        from gsv_triton.t2s_loop import T2SRunner
+
+        repo = Path(repo)
+
+        def threads(model: str) -> int:
+            return intra_op_threads or configured_threads(repo / model / "config.pbtxt")
+
+        self.sessions = {name: create_session(repo / f, threads(name)) for name, f in self.FILES.items()}
+        self.t2s = T2SRunner(
+            create_session(repo / "t2s/1/t2s_prefill.onnx", threads("t2s")),
+            create_session(repo / "t2s/1/t2s_step.onnx", threads("t2s")),
+        )
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        if model == "t2s":
+            return run_t2s(self.t2s, inputs)
+        session = self.sessions[model]
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
+        return {n: v for n, v in zip(names, values, strict=True) if n in outputs}
+
+
+def _scalar(inputs: Mapping[str, np.ndarray], name: str, default: Any) -> Any:
+    value = inputs.get(name)
+    return default if value is None else np.asarray(value).ravel()[0].item()
+
+
+def run_t2s(runner, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``t2s`` model's contract over a :class:`~gsv_triton.t2s_loop.T2SRunner` (shared by the Triton
+    model and :class:`OrtBackend`): padded rows in, tokens padded with -1 plus lengths out."""
+    phones = np.asarray(inputs["phone_ids"], dtype=np.int64)
+    bert = np.asarray(inputs["bert"], dtype=np.float32)
+    prompt = np.asarray(inputs["prompt_codes"], dtype=np.int64)
+    b, tx = phones.shape
+    lengths = np.asarray(inputs.get("phone_lengths", np.full(b, tx)), dtype=np.int64).ravel()
+    if lengths.shape != (b,) or lengths.min(initial=1) < 1 or lengths.max(initial=0) > tx:
+        raise InputError("phone_lengths", f"needs {b} lengths in [1, {tx}]")
+    if bert.ndim != 3 or bert.shape[0] != b or bert.shape[2] != tx:
+        raise InputError("bert", f"must be [{b}, 1024, {tx}], got {list(bert.shape)}")
+    if prompt.ndim != 2 or prompt.shape[0] not in (1, b):
+        raise InputError("prompt_codes", f"must be [1, Ty] or [{b}, Ty], got {list(prompt.shape)}")
+    seeds = np.asarray(inputs.get("seed", np.zeros(1)), dtype=np.int64).ravel()
+    if seeds.size not in (1, b):
+        raise InputError("seed", f"needs 1 or {b} values, got {seeds.size}")
+    tokens = runner.generate(
+        [phones[r, : lengths[r]] for r in range(b)],
+        [bert[r, :, : lengths[r]] for r in range(b)],
+        prompt[0] if prompt.shape[0] == 1 else prompt,
+        top_k=int(_scalar(inputs, "top_k", SamplingDefaults.top_k)),
+        top_p=float(_scalar(inputs, "top_p", SamplingDefaults.top_p)),
+        temperature=float(_scalar(inputs, "temperature", SamplingDefaults.temperature)),
+        repetition_penalty=float(_scalar(inputs, "repetition_penalty", SamplingDefaults.repetition_penalty)),
+        seed=[int(s) for s in seeds] if seeds.size == b else int(seeds[0]),
+        max_new_tokens=int(_scalar(inputs, "max_new_tokens", SamplingDefaults.max_new_tokens)),
+        eos_enabled=not bool(_scalar(inputs, "ignore_eos", False)),
+    )
+    counts = np.array([len(t) for t in tokens], dtype=np.int64)
+    out = np.full((b, int(counts.max(initial=0))), TOKEN_PAD, dtype=np.int64)
+    for r, t in enumerate(tokens):
+        out[r, : len(t)] = t
+    return {"tokens": out, "lengths": counts}

@@ -1,0 +1,174 @@
+"""The ``voice_clone`` request: its tensor contract, parsing and validation (no Triton import).
+
+Every rule failure raises ``InputError`` whose field is the tensor name, so the Triton error a client sees
+reads ``<input>: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from gsv_triton.errors import InputError
+from gsv_triton.settings import Limits, SamplingDefaults
+from gsv_triton.text.languages import normalize_code
+from gsv_triton.text.splitting import SPLITS
+
+REQUIRED_STRINGS = ("text", "text_language", "prompt_text", "prompt_language")
+# Speed scales the latent length (frames = int(2T / speed) + 1): outside this range the audio is either
+# unintelligible or a few tokens expand to minutes. Upstream's webui slider spans 0.6-1.65.
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
+# Benchmarks may force long generations; more than upstream's cap would only grow the KV cache.
+MAX_NEW_TOKENS = SamplingDefaults.max_new_tokens
+SEED_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class VoiceCloneRequest:
+    """One validated request. Languages are normalised codes; ``prompt_text`` already ends with a mark."""
+
+    text: str
+    text_language: str
+    prompt_text: str
+    prompt_language: str
+    reference_audio: bytes
+    top_k: int = SamplingDefaults.top_k
+    top_p: float = SamplingDefaults.top_p
+    temperature: float = SamplingDefaults.temperature
+    repetition_penalty: float = SamplingDefaults.repetition_penalty
+    speed: float = SamplingDefaults.speed
+    seed: int = 0  # in [0, 2^64)
+    cut_punc: str = ""
+    max_new_tokens: int = SamplingDefaults.max_new_tokens
+    ignore_eos: bool = False
+
+
+def _one(inputs: Mapping[str, np.ndarray], name: str):
+    """The single element of input ``name`` (None when the input is absent)."""
+    if name not in inputs or inputs[name] is None:
+        return None
+    values = np.asarray(inputs[name]).ravel()
+    if values.size != 1:
+        raise InputError(name, f"must hold exactly one element, got {values.size}")
+    return values[0]
+
+
+def _string(inputs: Mapping[str, np.ndarray], name: str) -> str | None:
+    value = _one(inputs, name)
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(name, "is not valid UTF-8 text") from None
+
+
+def _number(inputs: Mapping[str, np.ndarray], name: str, default: float) -> float:
+    value = _one(inputs, name)
+    if value is None:
+        return float(default)
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputError(name, f"must be a finite number, got {number}")
+    return number
+
+
+def _integer(inputs: Mapping[str, np.ndarray], name: str, default: int) -> int:
+    value = _one(inputs, name)
+    return int(default) if value is None else int(value)
+
+
+def prompt_with_end_mark(prompt_text: str, raw_language: str) -> str:
+    """api.py: strip newlines, then append "。" (or "." when the language is literally "en") if the prompt does
+    not end with a sentence mark. The test reads the language as sent, before it is mapped (spec 5.1)."""
+    prompt = prompt_text.strip("\n")
+    if prompt and prompt[-1] not in SPLITS:
+        prompt += "." if raw_language == "en" else "。"
+    return prompt
+
+
+def parse_request(
+    inputs: Mapping[str, np.ndarray],
+    symbol_version: str = "v2",
+    limits: Limits | None = None,
+    default_cut_punc: str = "",
+    draw_seed: Callable[[], int] = lambda: secrets.randbits(63),
+) -> VoiceCloneRequest:
+    """Validate the raw input tensors of one request (``{name: array}``; absent optional inputs are missing).
+
+    ``default_cut_punc`` plays api.py's ``-cp``: used when the request has no ``cut_punc`` (an empty one
+    disables punctuation splitting). Without ``seed`` a random one is drawn (upstream is unseeded).
+    """
+    limits = limits or Limits()
+    strings = {}
+    for name in REQUIRED_STRINGS:
+        value = _string(inputs, name)
+        if value is None:
+            raise InputError(name, "is required")
+        strings[name] = value
+    if not strings["text"].strip():
+        raise InputError("text", "is empty")
+    if len(strings["text"]) > limits.max_text_chars:
+        raise InputError("text", f"is longer than {limits.max_text_chars} characters", status=413)
+    if not strings["prompt_text"].strip():
+        raise InputError("prompt_text", "is empty (the transcript of the reference audio is required)")
+    if len(strings["prompt_text"]) > limits.max_text_chars:
+        raise InputError("prompt_text", f"is longer than {limits.max_text_chars} characters", status=413)
+    languages = {}
+    for name in ("text_language", "prompt_language"):
+        try:
+            languages[name] = normalize_code(strings[name], symbol_version)
+        except InputError as exc:
+            raise InputError(name, exc.message, exc.status) from None
+
+    audio = _one(inputs, "reference_audio")
+    if audio is None:
+        raise InputError("reference_audio", "is required")
+    audio = audio.encode("latin-1") if isinstance(audio, str) else bytes(audio)
+    if not audio:
+        raise InputError("reference_audio", "is empty (0 bytes)")
+
+    top_k = _integer(inputs, "top_k", SamplingDefaults.top_k)
+    if top_k < 1:
+        raise InputError("top_k", f"must be an integer >= 1, got {top_k}")
+    top_p = _number(inputs, "top_p", SamplingDefaults.top_p)
+    if not 0.0 < top_p <= 1.0:
+        raise InputError("top_p", f"must be in (0, 1], got {top_p:g}")
+    temperature = _number(inputs, "temperature", SamplingDefaults.temperature)
+    if not temperature > 0.0:
+        raise InputError("temperature", f"must be > 0, got {temperature:g}")
+    penalty = _number(inputs, "repetition_penalty", SamplingDefaults.repetition_penalty)
+    if not penalty > 0.0:
+        raise InputError("repetition_penalty", f"must be > 0, got {penalty:g}")
+    speed = _number(inputs, "speed", SamplingDefaults.speed)
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
+    max_new_tokens = _integer(inputs, "max_new_tokens", SamplingDefaults.max_new_tokens)
+    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise InputError("max_new_tokens", f"must be in [1, {MAX_NEW_TOKENS}], got {max_new_tokens}")
+    seed_value = _one(inputs, "seed")
+    seed = (int(seed_value) if seed_value is not None else int(draw_seed())) & SEED_MASK
+    cut_punc = _string(inputs, "cut_punc")
+    ignore_eos = _one(inputs, "ignore_eos")
+
+    return VoiceCloneRequest(
+        text=strings["text"],
+        text_language=languages["text_language"],
+        prompt_text=prompt_with_end_mark(strings["prompt_text"], strings["prompt_language"]),
+        prompt_language=languages["prompt_language"],
+        reference_audio=audio,
+        top_k=top_k,
+        top_p=top_p,
+        temperature=temperature,
+        repetition_penalty=penalty,
+        speed=speed,
+        seed=seed,
+        cut_punc=default_cut_punc if cut_punc is None else cut_punc,
+        max_new_tokens=max_new_tokens,
+        ignore_eos=bool(ignore_eos) if ignore_eos is not None else False,
+    )

@@ -1,0 +1,93 @@
+"""onnxruntime sessions for the Python-backend models: one place that picks providers and thread counts.
+
+Every Triton model instance is its own process, so thread counts are set explicitly per session: left to
+onnxruntime, each of a dozen stubs would size its pool to every core of the host. With more than one
+intra-op thread, spinning is switched off so idle pools in other stubs do not burn the cores a busy one needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsv_triton.errors import UserError
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+# onnxruntime's element type names -> numpy dtypes (the types our exported graphs use).
+ORT_DTYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1):
+    """SessionOptions with explicit thread counts (sequential execution: our graphs are chains)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(intra_op_threads))
+    opts.inter_op_num_threads = max(1, int(inter_op_threads))
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if intra_op_threads > 1:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def providers_for(device: str, device_id: int = 0) -> list:
+    """Execution providers for ``device`` ("cpu", "cuda" or "tensorrt"), CPU always last as the fallback.
+
+    Providers this onnxruntime build lacks are dropped (a CPU-only wheel then runs on the CPU).
+    """
+    import onnxruntime as ort
+
+    wanted: list = []
+    if device == "tensorrt":
+        wanted.append((TENSORRT_PROVIDER, {"device_id": device_id}))
+    if device in ("cuda", "tensorrt"):
+        wanted.append((CUDA_PROVIDER, {"device_id": device_id}))
+    elif device != "cpu":
+        raise UserError(f"unknown onnxruntime device {device!r}; expected cpu, cuda or tensorrt")
+    available = set(ort.get_available_providers())
+    return [p for p in wanted if p[0] in available] + [CPU_PROVIDER]
+
+
+def create_session(path: Path | str, intra_op_threads: int = 1, device: str = "cpu", device_id: int = 0):
+    """An InferenceSession for ``path``; UserError when the file is missing."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ONNX file {path} does not exist (run `gsv-triton export` into this repository)")
+    return ort.InferenceSession(
+        str(path), session_options(intra_op_threads), providers=providers_for(device, device_id)
+    )
+
+
+def model_parameters(model_config: Mapping[str, Any] | str) -> dict[str, str]:
+    """The ``parameters`` of a Triton model config (dict or its JSON, as in ``args["model_config"]``)."""
+    config = json.loads(model_config) if isinstance(model_config, str) else model_config
+    return {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+
+
+def instance_device(args: Mapping[str, str], requested: str | None = None) -> tuple[str, int]:
+    """(device, device_id) for a model instance: ``requested`` if given, else cuda for KIND_GPU, else cpu."""
+    kind = str(args.get("model_instance_kind", "CPU")).upper()
+    device_id = int(args.get("model_instance_device_id", 0) or 0)
+    if requested:
+        return requested, device_id
+    return ("cuda" if kind == "GPU" else "cpu"), device_id
+
+
+def output_dtypes(session) -> dict[str, Any]:
+    """{output name: numpy dtype} read from the session."""
+    return {o.name: ORT_DTYPES.get(o.type, np.float32) for o in session.get_outputs()}

@@ -1,0 +1,134 @@
+"""T2S decode-step latency on CPU: torch eager vs onnxruntime, beside the memory-bandwidth floor.
+
+Full-size v2 GPT with random weights (``demo_init_``; speed does not depend on the values), context 200 (text 80 +
+prompt 120), median over >= 200 decode steps, fp32, 2 threads. Prints a markdown table.
+
+    .venv/bin/python perf/bench_t2s.py [--steps 250] [--threads 2] [--context 200]
+
+The host may be shared: run it on an idle machine and compare only rows from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
+from gsv_export.models.t2s_reference import _Eager
+from gsv_export.onnx_utils import ort_session
+from gsv_export.t2s_export import export_t2s
+from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
+from gsv_triton.t2s_loop import T2SRunner
+
+TEXT_SHARE = 0.4  # fraction of the context that is text; the rest is prompt audio
+COPY_BYTES = 512 * 1024 * 1024
+WARMUP = 10
+
+
+def copy_bandwidth() -> float:
+    """Bytes moved per second (read + write) by a large numpy copy, best of 5."""
+    src = np.ones(COPY_BYTES // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * COPY_BYTES / best
+
+
+def step_weight_bytes(decoder: Text2SemanticDecoder) -> int:
+    """Parameters a decode step reads in full (embedding tables: one row; bert_proj: not used)."""
+    skip = ("ar_text_embedding", "ar_audio_embedding", "bert_proj")
+    return sum(p.numel() * 4 for n, p in decoder.named_parameters() if not n.startswith(skip))
+
+
+def median_ms(times: list[float]) -> float:
+    return 1000 * statistics.median(times[WARMUP:])
+
+
+@torch.no_grad()
+def bench_torch_upstream(decoder, ids, bert, prompt, steps: int) -> list[float]:
+    """Upstream-style eager step (KV cache grown by concatenation, SDPA), i.e. what upstream users run."""
+    eng = _Eager(decoder)
+    xy, mask = eng.prompt(ids, bert, prompt)
+    logits, caches = eng.run(xy, mask, None)
+    token, times = torch.tensor([[1]]), []
+    for i in range(steps):
+        t = time.perf_counter()
+        logits, caches = eng.run(eng.next_input(token, prompt.shape[1] + i), None, caches)
+        token = logits[:, :1024].argmax(-1, keepdim=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_ort(runner: T2SRunner, ids, bert, prompt, steps: int) -> tuple[list[float], list[float]]:
+    """onnxruntime step alone, and the sampler (numpy) per step, in the runner's own buffers."""
+    cfg = runner.config
+    feeds = {"phone_ids": ids, "phone_lengths": np.array([ids.shape[1]]), "bert": bert, "prompt_codes": prompt}
+    logits, k, v = runner.prefill.run(None, feeds)
+    s = k.shape[1]
+    kv = np.empty((2, cfg.n_layer, s + steps + 1, 1, cfg.hidden), dtype=np.float32)
+    kv[0, :, :s], kv[1, :, :s] = k, v
+    valid = np.ones((1, s + steps + 1), dtype=bool)
+    seen = np.zeros((1, cfg.vocab_size), dtype=bool)
+    params, rng = [SamplingParams()], np.random.default_rng(0)
+    tokens, step_times, sample_times = np.array([1]), [], []
+    for i in range(steps):
+        t = time.perf_counter()
+        logits, nk, nv = runner._step(kv, s, valid, tokens, prompt.shape[1] + i)
+        kv[0, :, s], kv[1, :, s] = nk, nv
+        s += 1
+        t1 = time.perf_counter()
+        tokens, _ = sample_rows(logits, seen, params, exponential_noise(rng, logits.shape[1])[None])
+        seen[0, tokens] = True
+        step_times.append(t1 - t)
+        sample_times.append(time.perf_counter() - t1)
+    return step_times, sample_times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--context", type=int, default=200)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    decoder = Text2SemanticDecoder(T2SConfig()).eval()
+    demo_init_(decoder, torch.Generator().manual_seed(0))
+    tx = int(args.context * TEXT_SHARE)
+    ty = args.context - tx
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 732, (1, tx), generator=gen)
+    bert = torch.randn(1, 1024, tx, generator=gen) * 0.3
+    prompt = torch.randint(0, 1024, (1, ty), generator=gen)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_t2s(decoder, Path(tmp))
+        runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
+        ort_step, ort_sample = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+    torch_up = bench_torch_upstream(decoder, ids, bert, prompt, args.steps)
+
+    bw = copy_bandwidth()
+    w_bytes = step_weight_bytes(decoder)
+    kv_bytes = 2 * decoder.config.n_layer * (args.context + args.steps // 2) * decoder.config.hidden_dim * 4
+    print(f"\nT2S decode step, full-size v2 fp32, context {args.context} -> {args.context + args.steps}, "
+          f"{args.threads} threads, median of {args.steps - WARMUP} steps\n")
+    print("| path | median ms/token |")
+    print("|---|---|")
+    print(f"| torch eager, upstream-style (concat KV cache, SDPA) | {median_ms(torch_up):.1f} |")
+    print(f"| onnxruntime CPU step (+ cache write) | {median_ms(ort_step):.1f} |")
+    print(f"| numpy sampler (top_k 15, penalty 1.35), per token | {median_ms(ort_sample):.2f} |")
+    print(f"| floor: weights {w_bytes / 1e6:.0f} MB / copy bandwidth {bw / 1e9:.1f} GB/s | {1000 * w_bytes / bw:.1f} |")
+    print(f"| floor incl. mean KV cache ({kv_bytes / 1e6:.0f} MB) | {1000 * (w_bytes + kv_bytes) / bw:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

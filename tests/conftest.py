@@ -1,0 +1,127 @@
+"""Session fixtures shared by every test that needs exported models or a running tritonserver.
+
+* ``tiny_checkpoints``: tiny random demo checkpoints in upstream format (``gsv-triton demo-checkpoints``);
+* ``tiny_model_repository``: those exported (``gsv-triton export``) plus the Triton configs installed;
+* ``triton_server``: a real tritonserver on free ports serving that repository, log captured to a file,
+  stopped at the end of the session (:class:`TritonEndpoints`);
+* ``reference_audio``: a factory of small, valid reference clips (encoded WAV bytes).
+
+Each fixture is built once per session, on first use, so tests that do not ask for them pay nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gsv_triton.errors import UserError
+from gsv_triton.serving import TritonServer, TritonServerError, free_port, locate_tritonserver
+
+CLI = [sys.executable, "-m", "gsv_triton.cli"]
+CLI_TIMEOUT_S = 900
+# Loading ~10 Python stubs (plus the text frontend warm-up) on 2 busy cores.
+READY_TIMEOUT_S = 300.0
+REFERENCE_RATE = 32_000
+DEMO_SEED = 0
+
+
+@dataclass(frozen=True)
+class TritonEndpoints:
+    """A running test server: ``host:port`` URLs for tritonclient, the repository and the server log."""
+
+    http_url: str
+    grpc_url: str
+    metrics_url: str
+    repo: Path
+    log_path: Path
+    server: TritonServer
+
+    def log_tail(self) -> str:
+        return self.server.log_tail()
+
+
+def _run_cli(*args: str) -> None:
+    run = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+    if run.returncode != 0:
+        raise RuntimeError(f"gsv-triton {args[0]} failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with gpt.ckpt, sovits.pth, chinese-hubert-base/ and chinese-roberta-wwm-ext-large/ (tiny, v2)."""
+    out = tmp_path_factory.mktemp("tiny_checkpoints")
+    _run_cli("demo-checkpoints", "--size", "tiny", "--version", "v2", "--seed", str(DEMO_SEED), "--out", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoints exported into a complete Triton model repository (CPU target)."""
+    from gsv_export.triton_repository import install_triton_models
+
+    repo = tmp_path_factory.mktemp("tiny_repository")
+    ckpt = tiny_checkpoints
+    _run_cli(
+        "export", "--gpt", str(ckpt / "gpt.ckpt"), "--sovits", str(ckpt / "sovits.pth"),
+        "--hubert", str(ckpt / "chinese-hubert-base"), "--bert", str(ckpt / "chinese-roberta-wwm-ext-large"),
+        "--out", str(repo),
+    )  # fmt: skip
+    install_triton_models(repo)  # idempotent: also fine once `export` installs the configs itself
+    return repo
+
+
+@pytest.fixture(scope="session")
+def triton_server(tiny_model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonEndpoints]:
+    """tritonserver serving ``tiny_model_repository``; skipped where no tritonserver is installed."""
+    try:
+        install = locate_tritonserver()
+    except UserError as exc:
+        pytest.skip(f"no tritonserver: {exc}")
+    log_path = tmp_path_factory.mktemp("triton_log") / "tritonserver.log"
+    server = TritonServer(install)
+    server.start(tiny_model_repository, free_port(), free_port(), free_port(), log_path=log_path)
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except TritonServerError:
+        server.kill()
+        raise
+    endpoints = TritonEndpoints(
+        http_url=server.http_endpoint,
+        grpc_url=server.grpc_endpoint,
+        metrics_url=server.metrics_url,
+        repo=tiny_model_repository,
+        log_path=log_path,
+        server=server,
+    )
+    try:
+        yield endpoints
+    finally:
+        code = server.stop()
+        if code != 0:
+            print(f"tritonserver exited with {code}; last log lines:\n{server.log_tail()}", file=sys.stderr)
+
+
+def make_reference(seed: int = 0, seconds: float = 3.5, rate: int = REFERENCE_RATE) -> bytes:
+    """A voiced-sounding test clip (amplitude-modulated tone plus noise) as 16-bit WAV bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 120.0 + 40.0 * seed
+    tone = 0.3 * np.sin(2 * np.pi * pitch * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    audio = (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def reference_audio() -> Callable[..., bytes]:
+    """``reference_audio(seed=0, seconds=3.5) -> bytes``: a valid reference clip, different per seed."""
+    return make_reference
