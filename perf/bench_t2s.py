@@ -11,6 +11,7 @@ The host may be shared: run it on an idle machine and compare only rows from the
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
 
     decoder = Text2SemanticDecoder(T2SConfig()).eval()
     demo_init_(decoder, torch.Generator().manual_seed(0))
@@ -120,7 +122,8 @@ def main() -> None:
     w_bytes = step_weight_bytes(decoder)
     kv_bytes = 2 * decoder.config.n_layer * (args.context + args.steps // 2) * decoder.config.hidden_dim * 4
     print(f"\nT2S decode step, full-size v2 fp32, context {args.context} -> {args.context + args.steps}, "
-          f"{args.threads} threads, median of {args.steps - WARMUP} steps\n")
+          f"{args.threads} threads, median of {args.steps - WARMUP} steps; host load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end ({os.cpu_count()} CPUs)\n")
     print("| path | median ms/token |")
     print("|---|---|")
     print(f"| torch eager, upstream-style (concat KV cache, SDPA) | {median_ms(torch_up):.1f} |")
