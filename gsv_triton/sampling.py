@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.errors import InputError
+from gsv_triton.settings import SamplingDefaults
 
 MIN_TEMPERATURE = 1e-5  # upstream clamps the divisor to this
 _TINY = np.finfo(np.float32).tiny
@@ -26,10 +27,10 @@ _TINY = np.finfo(np.float32).tiny
 class SamplingParams:
     """One row's sampling settings (validated on construction; errors name the request field)."""
 
-    top_k: int = 15
-    top_p: float = 1.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.35
+    top_k: int = SamplingDefaults.top_k
+    top_p: float = SamplingDefaults.top_p
+    temperature: float = SamplingDefaults.temperature
+    repetition_penalty: float = SamplingDefaults.repetition_penalty
 
     def __post_init__(self) -> None:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral) or self.top_k < 1:
