@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_arguments(p)
     p.set_defaults(func=_client)
 
+    from gsv_gateway.cli import add_gateway_arguments, gateway_main
+    from gsv_triton.serving.up import add_up_arguments, up_main
+
+    p = sub.add_parser("gateway", help="FastAPI gateway (/v1/voice-clone, api.py routes) in front of Triton")
+    add_gateway_arguments(p)
+    p.set_defaults(func=gateway_main)
+
+    p = sub.add_parser("up", help="tritonserver and the gateway together, stopped together")
+    add_up_arguments(p)
+    p.set_defaults(func=up_main)
+
     p = sub.add_parser("g2p", help="show the text frontend's segments, phones, word2ph and ids as JSON")
     p.add_argument("--language", default="zh")
     p.add_argument("--version", choices=["v1", "v2"], default="v2")

@@ -1,0 +1,69 @@
+"""The FastAPI application: routers, error handlers, middleware, and the shared objects of the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from . import __version__
+from .errors import install_error_handlers
+from .metrics import GatewayMetrics
+from .middleware import RequestContextMiddleware
+from .references import ReferenceStore, load_default_reference
+from .routes_ops import router as ops_router
+from .routes_upstream import router as upstream_router
+from .routes_voice_clone import router as voice_clone_router
+from .service import VoiceCloneService
+from .settings import GatewaySettings
+from .triton import TritonVoiceClone
+
+# Room in a request body beyond the upload itself: multipart headers and boundaries, plus the two texts at
+# up to 4 UTF-8 bytes per character (bounded by max_text_chars).
+BODY_MARGIN_BYTES = 64 * 1024
+UTF8_MAX_BYTES = 4
+TEXT_FIELDS = 2  # text and prompt_text
+
+
+def max_body_bytes(settings: GatewaySettings) -> int:
+    """The largest request body the gateway reads: the upload limit plus room for the form fields."""
+    return settings.max_upload_bytes + BODY_MARGIN_BYTES + TEXT_FIELDS * UTF8_MAX_BYTES * settings.max_text_chars
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway app; ``settings`` default to the ``GSV_*`` environment."""
+    settings = settings or GatewaySettings()
+    metrics = GatewayMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One Triton client per process, created inside the running event loop (grpc.aio needs it).
+        triton = TritonVoiceClone(
+            settings.triton_url, settings.model_name, settings.request_timeout_s, settings.health_timeout_s
+        )
+        app.state.service = VoiceCloneService(triton, settings, metrics)
+        app.state.references = ReferenceStore(await run_in_threadpool(load_default_reference, settings))
+        try:
+            yield
+        finally:
+            await triton.close()
+
+    app = FastAPI(
+        title="gsv-triton gateway",
+        version=__version__,
+        summary="GPT-SoVITS voice cloning on Triton: the /v1/voice-clone contract and upstream api.py routes",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    routers = (voice_clone_router, upstream_router, ops_router)
+    for router in routers:
+        app.include_router(router)
+    route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
+    app.add_middleware(
+        RequestContextMiddleware, metrics=metrics, max_body_bytes=max_body_bytes(settings), route_paths=route_paths
+    )
+    return app

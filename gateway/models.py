@@ -1,0 +1,92 @@
+"""Pydantic models of every JSON body the gateway reads or writes (they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VoiceCloneResponse(BaseModel):
+    """200 of ``POST /v1/voice-clone``: the seed's contract field by field, plus the seed that was used."""
+
+    task: Literal["voice_clone"] = "voice_clone"
+    output_audio_base64: str = Field(description="a complete 16-bit PCM WAV file, base64")
+    output_sample_rate: int = Field(description="Hz (32000 for GPT-SoVITS v1/v2)")
+    text_length: int = Field(description="characters of `text`")
+    output_duration: float = Field(description="seconds of audio in the WAV file")
+    processing_time: float = Field(description="seconds the gateway spent on the request")
+    service_available: bool = True
+    seed: int = Field(description="the sampling seed used; send it back as `seed` to reproduce this audio")
+
+
+class ErrorResponse(BaseModel):
+    """Every error body. ``detail`` suits FastAPI-style clients, ``code``/``message`` suit api.py clients."""
+
+    detail: str = Field(description="'<field>: <rule broken>' for bad inputs, else what went wrong")
+    field: str | None = Field(None, description="the request field at fault, when there is one")
+    code: int = Field(description="the HTTP status again (api.py's error bodies carry it)")
+    message: str
+    request_id: str
+    service_available: bool = Field(description="false only when Triton is unreachable or not ready (503)")
+
+
+class ModelState(BaseModel):
+    name: str
+    version: str = ""
+    state: str = ""
+    reason: str = ""
+
+
+class TritonHealth(BaseModel):
+    url: str
+    live: bool
+    ready: bool
+    model_ready: bool = Field(description="the voice_clone model answers")
+    models: list[ModelState] = []
+    error: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "unavailable"]
+    service_available: bool
+    gateway_version: str
+    triton: TritonHealth
+
+
+class UpstreamTTSRequest(BaseModel):
+    """``POST /`` body of upstream api.py (same names; unknown keys are ignored as upstream does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    refer_wav_path: str | None = None
+    prompt_text: str | None = None
+    prompt_language: str | None = None
+    text: str | None = None
+    text_language: str | None = Field(None, examples=["zh", "en", "auto"])
+    cut_punc: str | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    temperature: float | None = None
+    speed: float | None = None
+    # Accepted for compatibility: api.py ignores inp_refs in practice; sample_steps/if_sr are v3/v4 only.
+    inp_refs: list[str] | None = None
+    sample_steps: int | None = None
+    if_sr: bool | None = None
+
+
+class ChangeReferRequest(BaseModel):
+    """``POST /change_refer`` body of upstream api.py."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    refer_wav_path: str | None = None
+    prompt_text: str | None = None
+    prompt_language: str | None = None
+
+
+class UpstreamResult(BaseModel):
+    """api.py's success body of ``/change_refer``."""
+
+    code: int = 0
+    message: str = "Success"

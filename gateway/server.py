@@ -1,0 +1,149 @@
+"""Running the gateway under uvicorn: in the foreground (``gsv-triton gateway`` / ``up``) or in a background
+thread (the demo, tests).
+
+The listening socket is bound before uvicorn starts, so a port in use is one clear error line instead of a
+uvicorn log and exit code. uvicorn re-raises the signal that stopped it once it has shut down; the foreground
+runner installs its own handlers first, so that re-raise ends in a flag instead of a KeyboardInterrupt trace.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from gsv_triton.errors import UserError
+
+from .app import create_app
+from .logs import configure_logging
+from .references import check_startup_paths
+from .settings import GatewaySettings
+
+LOOPBACK = "127.0.0.1"
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+# In-flight requests get this long to finish after Ctrl-C/SIGTERM before connections are closed.
+GRACEFUL_SHUTDOWN_S = 30
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_POLL_S = 0.02
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port); UserError when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(socket.SOMAXCONN)
+    sock.set_inheritable(True)
+    return sock
+
+
+class GatewayServer:
+    """One uvicorn server of the gateway app on an already bound socket."""
+
+    def __init__(self, settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) -> None:
+        # Fail before binding anything when a configured path is unusable (one line, not a lifespan trace).
+        check_startup_paths(settings)
+        self.settings = settings
+        self.socket = bind_socket(host, port)
+        self.host = host
+        self.port = int(self.socket.getsockname()[1])
+        config = uvicorn.Config(
+            create_app(settings),
+            log_config=None,
+            access_log=False,  # the middleware writes one structured line per request instead
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+        self.server = uvicorn.Server(config)
+
+    @property
+    def url(self) -> str:
+        host = LOOPBACK if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve until asked to exit (blocking)."""
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            self.close()
+
+    def request_exit(self) -> None:
+        self.server.should_exit = True
+
+    def close(self) -> None:
+        """Release the port of a server that will not run (idempotent)."""
+        self.socket.close()
+
+
+def run_foreground(server: GatewayServer, on_start: Callable[[], None] | None = None) -> int:
+    """Run ``server`` in the main thread until Ctrl-C/SIGTERM (graceful: in-flight requests finish)."""
+    stopped: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        stopped.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+    try:
+        if on_start is not None:
+            on_start()
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def serve(settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) -> int:
+    """``gsv-triton gateway``: structured logs to stderr, serve until Ctrl-C/SIGTERM; returns the exit status."""
+    configure_logging(settings.log_level)
+    server = GatewayServer(settings, host, port)
+    print(
+        f"gsv-triton gateway: listening on {server.url} (Triton gRPC {settings.triton_url}); "
+        "POST /v1/voice-clone, api.py routes /, /change_refer; /health, /metrics, /docs; Ctrl-C to stop",
+        flush=True,
+    )
+    return run_foreground(server)
+
+
+class BackgroundGateway:
+    """The gateway in a daemon thread of this process: ``with BackgroundGateway(settings) as gw: gw.url``."""
+
+    def __init__(self, settings: GatewaySettings, host: str = LOOPBACK, port: int = 0) -> None:
+        self._server = GatewayServer(settings, host, port)
+        self._thread = threading.Thread(target=self._server.run, name="gsv-gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> BackgroundGateway:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.server.started:
+            if not self._thread.is_alive():
+                raise UserError("the gateway stopped during start-up (see its log)")
+            if time.monotonic() > deadline:
+                raise UserError(f"the gateway did not start within {timeout:g} s")
+            time.sleep(_POLL_S)
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        self._server.request_exit()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> BackgroundGateway:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

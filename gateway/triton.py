@@ -1,0 +1,156 @@
+"""The gateway's one connection to Triton: an async gRPC client of the ``voice_clone`` model.
+
+One :class:`TritonVoiceClone` per process (created in the app's lifespan): its gRPC channel multiplexes every
+request over one HTTP/2 connection and reconnects by itself after Triton restarts. The reconnect backoff is
+capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restarted Triton is used again within about a second, and
+calls never wait for a connection (gRPC's default): while Triton is down each one fails at once with
+UNAVAILABLE, which becomes a 503.
+
+Triton's answers become domain errors here: INVALID_ARGUMENT -> ``InputError`` naming the input (the model's
+messages read ``<input>: <rule>``), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUnavailable`, DEADLINE_EXCEEDED ->
+:class:`UpstreamTimeout`, anything else -> :class:`UpstreamFailure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from gsv_triton.errors import InputError
+
+from .errors import START_HINT, ServiceUnavailable, UpstreamFailure, UpstreamTimeout
+from .models import ModelState, TritonHealth
+
+# Triton datatypes of the voice_clone inputs (model_repository/voice_clone/config.pbtxt).
+INPUT_DATATYPES = {
+    "text": "BYTES",
+    "text_language": "BYTES",
+    "prompt_text": "BYTES",
+    "prompt_language": "BYTES",
+    "reference_audio": "BYTES",
+    "cut_punc": "BYTES",
+    "top_k": "INT32",
+    "top_p": "FP32",
+    "temperature": "FP32",
+    "speed": "FP32",
+    "seed": "INT64",
+    "max_new_tokens": "INT32",
+}
+OUTPUTS = ("audio", "sample_rate", "used_seed")
+MIN_RECONNECT_BACKOFF_MS = 100
+MAX_RECONNECT_BACKOFF_MS = 1000
+_UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
+_FIELD_MESSAGE = re.compile(r"\b(" + "|".join(INPUT_DATATYPES) + r"|ignore_eos|repetition_penalty): (.+)", re.S)
+
+log = logging.getLogger("gsv_gateway.triton")
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """What voice_clone returned for one request."""
+
+    audio: np.ndarray  # float32 [N], mono in [-1, 1]
+    sample_rate: int
+    seed: int  # the seed used, as an unsigned 64-bit value
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class TritonVoiceClone:
+    """Async client of ``model_name`` at the gRPC endpoint ``url``."""
+
+    def __init__(self, url: str, model_name: str, timeout_s: float, health_timeout_s: float) -> None:
+        import tritonclient.grpc as grpcclient
+        import tritonclient.grpc.aio as grpcaio
+
+        self.url = url
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.health_timeout_s = health_timeout_s
+        self._infer_input = grpcclient.InferInput
+        channel_args = [
+            ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.initial_reconnect_backoff_ms", MIN_RECONNECT_BACKOFF_MS),
+            ("grpc.min_reconnect_backoff_ms", MIN_RECONNECT_BACKOFF_MS),
+            ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
+        ]
+        self._client = grpcaio.InferenceServerClient(url, channel_args=channel_args)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- inference ------------------------------------------------------------------------------------------
+    async def synthesize(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
+        """Run voice_clone on ``tensors`` ({input name: array of shape [1]}, validated by the caller)."""
+        from tritonclient.utils import InferenceServerException
+
+        inputs = []
+        for name, array in tensors.items():
+            tensor = self._infer_input(name, [1], INPUT_DATATYPES[name])
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        try:
+            result = await self._client.infer(
+                self.model_name, inputs, request_id=request_id, client_timeout=self.timeout_s
+            )
+        except InferenceServerException as exc:
+            raise self._domain_error(exc) from None
+        used_seed = result.as_numpy("used_seed")
+        return Synthesis(
+            audio=result.as_numpy("audio"),
+            sample_rate=int(result.as_numpy("sample_rate")[0]),
+            seed=int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0,
+        )
+
+    def _domain_error(self, exc) -> Exception:
+        status = str(exc.status())
+        message = exc.message() or str(exc)
+        if status == "StatusCode.INVALID_ARGUMENT":
+            match = _FIELD_MESSAGE.search(message)
+            if match:
+                return InputError(match.group(1), match.group(2).strip())
+            return InputError("request", message)
+        if status in _UNAVAILABLE:
+            return ServiceUnavailable(
+                f"the voice-cloning service is not available: Triton at {self.url} is not reachable or its "
+                f"{self.model_name} model is not ready ({message}); {START_HINT}"
+            )
+        if status == "StatusCode.DEADLINE_EXCEEDED":
+            return UpstreamTimeout(
+                f"{self.model_name} did not finish within {self.timeout_s:g} s "
+                "(raise GSV_REQUEST_TIMEOUT_S or --timeout for long texts)"
+            )
+        log.error("triton failure", extra={"fields": {"status": status, "triton_message": message}})
+        return UpstreamFailure(f"{self.model_name} failed inside Triton ({status.removeprefix('StatusCode.')})")
+
+    # -- health ---------------------------------------------------------------------------------------------
+    async def health(self) -> TritonHealth:
+        """Liveness, readiness and model states; never raises (errors are reported in the result)."""
+        from tritonclient.utils import InferenceServerException
+
+        timeout = self.health_timeout_s
+        health = TritonHealth(url=self.url, live=False, ready=False, model_ready=False)
+        try:
+            health.live = bool(await self._client.is_server_live(client_timeout=timeout))
+            health.ready = bool(await self._client.is_server_ready(client_timeout=timeout))
+            health.model_ready = bool(await self._client.is_model_ready(self.model_name, client_timeout=timeout))
+            index = await self._client.get_model_repository_index(as_json=True, client_timeout=timeout)
+            health.models = [
+                ModelState(
+                    name=m.get("name", ""),
+                    version=m.get("version", ""),
+                    state=m.get("state", ""),
+                    reason=m.get("reason", ""),
+                )
+                for m in index.get("models", [])
+            ]
+        except InferenceServerException as exc:
+            health.error = f"{exc.message() or exc}; {START_HINT}"
+        return health

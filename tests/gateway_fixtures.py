@@ -1,0 +1,76 @@
+"""Helpers of the gateway tests: the gateway as a real process (``python -m gsv_gateway``) on a free port.
+
+Not a conftest: the gateway test modules import what they use, so nothing here costs other tests anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gsv_triton.serving import free_port
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+POLL_S = 0.1
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class GatewayProcess:
+    """A running ``python -m gsv_gateway``; its JSON log goes to ``log_path``."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")
+
+    def stop(self) -> int:
+        """SIGTERM (uvicorn finishes in-flight requests), SIGKILL after a grace period; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def start_gateway(
+    triton_grpc_url: str, workdir: Path, args: list[str] | None = None, env: dict[str, str] | None = None
+) -> GatewayProcess:
+    """Start the gateway against ``triton_grpc_url`` and return once it answers HTTP (whatever Triton's state)."""
+    port = free_port()
+    log_path = workdir / f"gateway-{port}.log"
+    command = [
+        sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc_url,
+        "--host", LOOPBACK, "--port", str(port), *(args or []),
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    gateway = GatewayProcess(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway exited with {process.returncode}:\n{gateway.log_text()[-3000:]}")
+        try:
+            httpx.get(f"{gateway.url}/metrics", timeout=1.0)
+            return gateway
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            gateway.stop()
+            raise RuntimeError(f"the gateway did not answer within {STARTUP_TIMEOUT_S:g} s:\n{gateway.log_text()[-3000:]}")
+        time.sleep(POLL_S)
