@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsv_triton.audio import decode_audio, mixdown
+from gsv_triton.audio import validate_reference
 
 # The reference rules without prepare_reference's resampling and spectrogram (12-22 ms per clip), which
 # Triton computes anyway and caches per reference; decoding plus these checks take about 0.3 ms.
-from gsv_triton.audio.reference import _check_content, _check_duration, _check_size
 from gsv_triton.errors import InputError
 from gsv_triton.serving.models.request import parse_request
 from gsv_triton.settings import Limits
@@ -52,15 +51,12 @@ class CloneFields:
 def check_reference(data: bytes, limits: Limits, field: str = "audio") -> float:
     """Size (413), decodable (400 empty / 415 not audio), duration and content (400); returns seconds."""
     try:
-        _check_size(data, limits)
-        samples, rate = decode_audio(data, max_seconds=limits.max_reference_seconds)
-        _check_duration(samples.shape[1], rate, limits)
-        _check_content(mixdown(samples), limits)
+        mono, rate, _ = validate_reference(data, limits)
     except InputError as exc:
         if exc.field == field:
             raise
         raise InputError(field, exc.message, exc.status) from None
-    return samples.shape[1] / rate
+    return mono.shape[-1] / rate
 
 
 def _bytes(value: str | bytes) -> np.ndarray:

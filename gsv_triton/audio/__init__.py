@@ -11,7 +11,13 @@ from gsv_triton.audio.output import (
     normalize_segment,
     to_wav_bytes,
 )
-from gsv_triton.audio.reference import ReferenceAudio, append_ssl_tail, limit_peak, prepare_reference
+from gsv_triton.audio.reference import (
+    ReferenceAudio,
+    append_ssl_tail,
+    limit_peak,
+    prepare_reference,
+    validate_reference,
+)
 from gsv_triton.audio.resample import resample, resampled_length
 from gsv_triton.audio.spectrogram import hann_window, num_frames, spectrogram
 
@@ -32,4 +38,5 @@ __all__ = [
     "resampled_length",
     "spectrogram",
     "to_wav_bytes",
+    "validate_reference",
 ]

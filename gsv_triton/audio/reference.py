@@ -95,15 +95,22 @@ def _check_content(mono: np.ndarray, limits: Limits) -> None:
         )
 
 
-def prepare_reference(data: bytes, limits: Limits) -> ReferenceAudio:
-    """Validate an uploaded clip and compute the HuBERT input, the 32 kHz audio and the spectrogram."""
+def validate_reference(data: bytes, limits: Limits) -> tuple[np.ndarray, int, int]:
+    """Apply every reference rule (size, decodable, duration, content); returns (mono, rate, channels).
+
+    Cheap enough for a gateway to reject bad uploads before any network runs."""
     _check_size(data, limits)
     # The capped decode means an upload that expands to hours costs no more than a valid reference.
     samples, rate = decode_audio(data, max_seconds=limits.max_reference_seconds)
     _check_duration(samples.shape[1], rate, limits)
-
     mono = mixdown(samples)
     _check_content(mono, limits)
+    return mono, rate, samples.shape[0]
+
+
+def prepare_reference(data: bytes, limits: Limits) -> ReferenceAudio:
+    """Validate an uploaded clip and compute the HuBERT input, the 32 kHz audio and the spectrogram."""
+    mono, rate, channels = validate_reference(data, limits)
     # Both rates come from the original mono signal, as upstream (librosa -> 16 k, torchaudio -> 32 k).
     # The 16 kHz HuBERT input is not peak-limited, as upstream.
     wav16k = append_ssl_tail(resample(mono, rate, SSL_SAMPLE_RATE))
@@ -112,7 +119,7 @@ def prepare_reference(data: bytes, limits: Limits) -> ReferenceAudio:
         wav16k=wav16k,
         wav32k=wav32k,
         spectrogram=spectrogram(wav32k),
-        duration_seconds=samples.shape[1] / rate,
+        duration_seconds=mono.shape[-1] / rate,
         source_sample_rate=rate,
-        source_channels=samples.shape[0],
+        source_channels=channels,
     )
