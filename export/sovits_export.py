@@ -30,56 +30,17 @@ _EXAMPLE_PHONES = 9
 _EXAMPLE_SPEC_FRAMES = 40
 
 
-class VqEncode(nn.Module):
-    def __init__(self, model: SynthesizerTrn) -> None:
+class MethodGraph(nn.Module):
+    """Exposes one inference method of the synthesizer as ``forward`` so it can be traced; the ONNX input
+    names given at export time document the positional arguments."""
+
+    def __init__(self, model: SynthesizerTrn, method: str) -> None:
         super().__init__()
         self.model = model
+        self.method = method
 
-    def forward(self, ssl: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_codes(ssl)
-
-
-class RefEncoder(nn.Module):
-    def __init__(self, model: SynthesizerTrn) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.model.reference_embedding(spec)
-
-
-class Decode(nn.Module):
-    def __init__(self, model: SynthesizerTrn) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        codes: torch.Tensor,
-        phone_ids: torch.Tensor,
-        ge: torch.Tensor,
-        noise: torch.Tensor,
-        noise_scale: torch.Tensor,
-    ) -> torch.Tensor:
-        return self.model.decode(codes, phone_ids, ge, noise, noise_scale)
-
-
-class DecodeWithLengths(nn.Module):
-    def __init__(self, model: SynthesizerTrn) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        codes: torch.Tensor,
-        phone_ids: torch.Tensor,
-        ge: torch.Tensor,
-        noise: torch.Tensor,
-        noise_scale: torch.Tensor,
-        code_lengths: torch.Tensor,
-        phone_lengths: torch.Tensor,
-    ) -> torch.Tensor:
-        return self.model.decode(codes, phone_ids, ge, noise, noise_scale, code_lengths, phone_lengths)
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.method)(*args)
 
 
 def export_sovits(model: SynthesizerTrn, out_dir: Path, with_lengths: bool = False) -> dict[str, Path]:
@@ -93,7 +54,7 @@ def export_sovits(model: SynthesizerTrn, out_dir: Path, with_lengths: bool = Fal
     with Stopwatch("sovits vq_encode"):
         ssl = torch.randn(1, 768, 2 * t + 1, generator=gen)
         paths["vq_encode"] = export_onnx(
-            VqEncode(model),
+            MethodGraph(model, "extract_codes"),
             (ssl,),
             out_dir / VQ_ENCODE,
             input_names=["ssl"],
@@ -104,7 +65,7 @@ def export_sovits(model: SynthesizerTrn, out_dir: Path, with_lengths: bool = Fal
     with Stopwatch("sovits ref_encoder"):
         spec = torch.rand(1, SPEC_CHANNELS, _EXAMPLE_SPEC_FRAMES, generator=gen)
         paths["ref_encoder"] = export_onnx(
-            RefEncoder(model),
+            MethodGraph(model, "reference_embedding"),
             (spec,),
             out_dir / REF_ENCODER,
             input_names=["spec"],
@@ -129,12 +90,11 @@ def export_sovits(model: SynthesizerTrn, out_dir: Path, with_lengths: bool = Fal
             "noise_scale": {0: "noise_scale_n"},
             "audio": {0: "batch", 2: "n_samples"},
         }
-        wrapper: nn.Module = Decode(model)
+        wrapper = MethodGraph(model, "decode")
         if with_lengths:
             args += (torch.tensor([t]), torch.tensor([_EXAMPLE_PHONES]))
             names += ["code_lengths", "phone_lengths"]
             axes.update(code_lengths={0: "batch"}, phone_lengths={0: "batch"})
-            wrapper = DecodeWithLengths(model)
         paths["sovits_decode"] = export_onnx(
             wrapper, args, out_dir / SOVITS_DECODE, input_names=names, output_names=["audio"], dynamic_axes=axes
         )
