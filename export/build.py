@@ -25,6 +25,7 @@ from gsv_export.models.sovits import SynthesizerTrn, fold_weight_norm
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import export_bert, export_ssl
+from gsv_export.quantize import QUANTIZE_CHOICES, quantize_t2s
 from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
 from gsv_export.triton_repository import install_triton_models
@@ -65,9 +66,23 @@ def _model_dir(repo: Path, name: str) -> Path:
 
 
 def export_repository(
-    gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path, target: str = "cpu", fp16: bool = False
+    gpt: Path,
+    sovits: Path,
+    hubert: Path,
+    bert: Path,
+    out: Path,
+    target: str = "cpu",
+    fp16: bool = False,
+    quantize: str = "none",
 ) -> dict[str, Path]:
-    """Export every network of the pipeline into ``out``; returns {network: onnx path}."""
+    """Export every network of the pipeline into ``out``; returns {network: onnx path}.
+
+    ``quantize="int8"`` stores the T2S graphs with dynamic int8 weights (see :mod:`gsv_export.quantize`).
+    """
+    if quantize not in QUANTIZE_CHOICES:
+        raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_CHOICES)}")
+    if quantize != "none" and fp16:
+        raise UserError("--quantize int8 and --fp16 exclude each other (int8 applies to the fp32 T2S graphs)")
     if target == "gpu":
         from gsv_export.tensorrt_build import require_tensorrt
 
@@ -95,6 +110,9 @@ def export_repository(
         for name, path in export_sovits(synthesizer, Path(staging)).items():
             paths[name] = Path(shutil.move(str(path), _model_dir(out, name) / path.name))
 
+    if quantize == "int8":
+        with Stopwatch("t2s int8 quantization"):
+            quantize_t2s(paths)
     if fp16:
         from gsv_export.precision import convert_to_fp16
 
@@ -109,6 +127,7 @@ def export_repository(
         "format": 1,
         "target": target,
         "fp16": fp16,
+        "quantize": quantize,
         "symbol_version": sovits_ckpt.symbol_version,
         "sovits_version": sovits_ckpt.model_version,
         "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),

@@ -27,6 +27,7 @@ def _export(args: argparse.Namespace) -> None:
         out=Path(args.out),
         target=args.target,
         fp16=args.fp16,
+        quantize=args.quantize,
     )
 
 
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model repository to write")
     p.add_argument("--target", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--fp16", action="store_true", help="store ONNX weights in fp16 (GPU targets)")
+    p.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: dynamic int8 weights for the T2S graphs (CPU; about 2x faster decode steps, small accuracy cost)",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="run tritonserver on an exported model repository")
