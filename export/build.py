@@ -24,6 +24,7 @@ from gsv_export.models.pretrained import load_bert, load_hubert
 from gsv_export.models.sovits import SynthesizerTrn, fold_weight_norm
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
 from gsv_export.onnx_utils import Stopwatch
+from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_export.quantize import QUANTIZE_CHOICES, quantize_t2s
 from gsv_export.sovits_export import export_sovits
@@ -113,6 +114,10 @@ def export_repository(
     if quantize == "int8":
         with Stopwatch("t2s int8 quantization"):
             quantize_t2s(paths)
+    if target == "cpu" and not fp16:
+        with Stopwatch("onnxruntime graph optimisations"):
+            for path in paths.values():
+                save_optimized(path)
     if fp16:
         from gsv_export.precision import convert_to_fp16
 
@@ -128,6 +133,7 @@ def export_repository(
         "target": target,
         "fp16": fp16,
         "quantize": quantize,
+        "ort_optimized": target == "cpu" and not fp16,
         "symbol_version": sovits_ckpt.symbol_version,
         "sovits_version": sovits_ckpt.model_version,
         "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),

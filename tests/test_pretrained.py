@@ -13,6 +13,7 @@ import torch
 from gsv_export.demo import write_demo_bert, write_demo_hubert
 from gsv_export.models.pretrained import BERT_DIM, HUBERT_DIM, hubert_frames, load_bert, load_hubert
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
+from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_triton.errors import UserError
 
@@ -35,11 +36,14 @@ def bert(folders):
     return load_bert(folders["bert"])
 
 
-@pytest.fixture(scope="module")
-def onnx_dir(tmp_path_factory, hubert, bert) -> Path:
+@pytest.fixture(scope="module", params=["as_exported", "ort_optimized"])
+def onnx_dir(request, tmp_path_factory, hubert, bert) -> Path:
+    """The exported graphs, and the same graphs after the export's saved onnxruntime optimisations."""
     d = tmp_path_factory.mktemp("onnx")
-    export_ssl(hubert, d)
-    export_bert(bert, d)
+    paths = [export_ssl(hubert, d), export_bert(bert, d)]
+    if request.param == "ort_optimized":
+        for path in paths:
+            save_optimized(path)
     return d
 
 

@@ -21,6 +21,7 @@ from gsv_export.models.sovits import (
     unfold_weight_norm,
 )
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
+from gsv_export.optimize import save_optimized
 from gsv_export.sovits_export import export_sovits
 
 # Upstream key manifests (every key and shape of upstream's state dicts), copied beside the tests.
@@ -45,9 +46,14 @@ def tiny_v2() -> SynthesizerTrn:
     return _tiny("v2")
 
 
-@pytest.fixture(scope="module")
-def onnx_paths(tiny_v2: SynthesizerTrn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return export_sovits(tiny_v2, tmp_path_factory.mktemp("sovits_onnx"))
+@pytest.fixture(scope="module", params=["as_exported", "ort_optimized"])
+def onnx_paths(request, tiny_v2: SynthesizerTrn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The exported graphs, and the same graphs after the export's saved onnxruntime optimisations."""
+    paths = export_sovits(tiny_v2, tmp_path_factory.mktemp("sovits_onnx"))
+    if request.param == "ort_optimized":
+        for path in paths.values():
+            save_optimized(path)
+    return paths
 
 
 def _inputs(model: SynthesizerTrn, n_codes: int, n_phones: int, speed: float, seed: int, batch: int = 1):

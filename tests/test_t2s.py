@@ -12,6 +12,7 @@ import torch
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.models.t2s_reference import reference_generate
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
+from gsv_export.optimize import save_optimized
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.sampling import exponential_noise
@@ -21,12 +22,16 @@ KEYS_DIR = Path("/work/shared/reference/data")
 TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+@pytest.fixture(scope="module", params=["as_exported", "ort_optimized"])
+def tiny(request, tmp_path_factory):
+    """The tiny GPT, its graphs, and a runner; once as exported and once with the saved onnxruntime fusions."""
     torch.set_num_threads(1)
     decoder = Text2SemanticDecoder(TINY).eval()
     demo_init_(decoder, torch.Generator().manual_seed(0))
     paths = export_t2s(decoder, tmp_path_factory.mktemp("t2s"))
+    if request.param == "ort_optimized":
+        for path in paths.values():
+            save_optimized(path)
     prefill, step = ort_session(paths["prefill"], threads=1), ort_session(paths["step"], threads=1)
     return decoder, prefill, step, T2SRunner(prefill, step)
 
