@@ -1,0 +1,356 @@
+"""The GPT's autoregressive loop on torch (the torch runtime of the ``t2s`` model; CUDA graphs on a GPU).
+
+Same contract and the same rules as the onnxruntime loop (:class:`gsv_triton.t2s_loop.T2SRunner`):
+``generate(phone_ids, bert, prompt_codes, top_k=..., seed=..., ...)`` -> tokens per row; EOS suppressed for the
+first ``min_tokens_before_eos`` steps, a row stops when the argmax of its penalised logits or its sample is EOS
+(that token dropped), at the cap the first token is dropped like upstream's slice. Sampling is the SAME numpy code
+(:func:`gsv_triton.sampling.sample_rows`) with the same per-row ``np.random.Generator(seed)`` streams: only the
+logits come from torch, so on the CPU (float32) the tokens equal the onnxruntime loop's for any seed, and on CUDA
+(float16) they equal them until a rounding difference flips a near tie.
+
+What differs is the cache and the step:
+
+* one static KV buffer per instance, ``[2, L, rows, H, context, hd]`` (head-major so attention reads each
+  row/head as one strided block), allocated once and reused by every request; a step writes its K/V at the slot
+  ``s`` with ``index_copy_`` (no concatenation, no reallocation, no compaction when rows finish: a finished row
+  keeps computing on its last token and its output is ignored, which leaves the other rows untouched because
+  rows never mix);
+* batch rows are padded to a bucket (1, 2, 4, 8, ...) and attention reads a window of the cache rounded up to
+  ``CONTEXT_BUCKET`` positions, masked by ``key <= s`` and the row's valid text columns;
+* on CUDA each (batch bucket, window) step is captured once as a CUDA graph and replayed, so a step is one
+  launch; on the CPU the same step runs eagerly over exactly ``s + 1`` positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gsv_export.models.t2s import Text2SemanticDecoder, prefill_mask, sinusoid
+from gsv_triton.errors import InputError
+from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
+from gsv_triton.serving.torch_device import Placement
+from gsv_triton.settings import SamplingDefaults
+from gsv_triton.t2s_loop import BERT_DIM
+
+# Attention windows of the captured steps grow in steps of this many positions: more buckets = less wasted
+# attention work per step, more graphs to capture (each capture costs ~L small launches once).
+CONTEXT_BUCKET = 256
+# Cache positions allocated up front (text + prompt + generated tokens); a longer request grows the buffer once.
+DEFAULT_MAX_CONTEXT = 2048
+# Eager runs on a side stream before a capture (cuBLAS and SDPA pick and initialise their kernels there).
+CAPTURE_WARMUP_RUNS = 2
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def batch_bucket(rows: int) -> int:
+    """The captured batch size serving ``rows`` rows: the next power of two."""
+    return 1 << max(0, rows - 1).bit_length()
+
+
+def _as_rows(value, ndim: int, name: str) -> list[np.ndarray]:
+    """A batch given as one array with a leading batch axis or as a list of per-row arrays."""
+    if isinstance(value, np.ndarray) and value.ndim == ndim + 1:
+        return list(value)
+    if isinstance(value, Sequence) and not isinstance(value, np.ndarray):
+        rows = [np.asarray(v) for v in value]
+        if all(r.ndim == ndim for r in rows):
+            return rows
+    raise InputError(name, f"expected a list of {ndim}-D arrays or one {ndim + 1}-D array")
+
+
+@dataclass
+class _StepInputs:
+    """Device tensors a captured step reads (their addresses are baked into the graphs)."""
+
+    kv: torch.Tensor  # [2, L, rows, H, context, hd], a view of the runner's one storage
+    token: torch.Tensor  # [rows] int64
+    position: torch.Tensor  # [1] int64, the audio position of this step (same for every row)
+    slot: torch.Tensor  # [1] int64, cache index the step writes (= number of valid positions before it)
+    base_valid: torch.Tensor  # [rows, context] bool: False on a row's padded text columns only
+
+
+class TorchT2SRunner:
+    """Runs :class:`Text2SemanticDecoder` with a static KV cache; drop-in for ``T2SRunner`` in ``run_t2s``."""
+
+    def __init__(
+        self,
+        decoder: Text2SemanticDecoder,
+        placement: Placement,
+        *,
+        max_context: int = DEFAULT_MAX_CONTEXT,
+        cuda_graphs: bool | None = None,
+        min_tokens_before_eos: int = SamplingDefaults.min_tokens_before_eos,
+    ) -> None:
+        cfg = decoder.config
+        self.placement = placement
+        self.decoder = decoder.to(device=placement.device, dtype=placement.dtype).eval()
+        self.n_layer, self.heads, self.head_dim = cfg.n_layer, cfg.head, cfg.head_dim
+        self.hidden, self.vocab, self.eos = cfg.hidden_dim, cfg.vocab_size, cfg.eos
+        self.min_tokens_before_eos = min_tokens_before_eos
+        self.use_graphs = placement.is_cuda if cuda_graphs is None else bool(cuda_graphs)
+        if self.use_graphs and not placement.is_cuda:
+            raise ValueError("CUDA graphs need a CUDA placement")
+        self._max_context = _round_up(max(1, max_context), CONTEXT_BUCKET)
+        # Position tables in float32 (like the exported graphs); alpha stays float32 for the same reason.
+        self._alpha_text = self.decoder.ar_text_position.alpha.detach().float()
+        self._alpha_audio = self.decoder.ar_audio_position.alpha.detach().float()
+        self._pe = torch.empty(0)
+        self._arange = torch.empty(0)
+        self._storage: torch.Tensor | None = None
+        self._rows_capacity = 0
+        self._context = 0
+        self._inputs: dict[int, _StepInputs] = {}
+        self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._pool = None
+
+    # -- public -----------------------------------------------------------------------------------------------
+    @property
+    def graph_count(self) -> int:
+        """CUDA graphs captured so far (one per batch bucket and attention window used)."""
+        return len(self._graphs)
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self._storage is None else self._storage.numel() * self._storage.element_size()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        phone_ids,
+        bert,
+        prompt_codes,
+        *,
+        top_k: int = SamplingDefaults.top_k,
+        top_p: float = SamplingDefaults.top_p,
+        temperature: float = SamplingDefaults.temperature,
+        repetition_penalty: float = SamplingDefaults.repetition_penalty,
+        seed: int | Sequence[int] = 0,
+        max_new_tokens: int = SamplingDefaults.max_new_tokens,
+        eos_enabled: bool = True,
+    ) -> list[np.ndarray]:
+        """Generated semantic tokens per row (int64, EOS and the dropped token removed); arguments as in
+        :meth:`gsv_triton.t2s_loop.T2SRunner.generate`."""
+        phones = _as_rows(phone_ids, 1, "phone_ids")
+        berts = _as_rows(bert, 2, "bert")
+        b = len(phones)
+        prompts = np.asarray(prompt_codes, dtype=np.int64)
+        if prompts.ndim == 1:
+            prompts = np.broadcast_to(prompts, (b, prompts.shape[0]))
+        self._check(phones, berts, prompts, max_new_tokens)
+        seeds = [int(seed)] * b if isinstance(seed, int | np.integer) else [int(s) for s in seed]
+        if len(seeds) != b:
+            raise InputError("seed", f"got {len(seeds)} seeds for {b} rows")
+        params = [SamplingParams(top_k, top_p, temperature, repetition_penalty)] * b
+
+        lengths = np.array([len(p) for p in phones], dtype=np.int64)
+        tx, ty = int(lengths.max()), prompts.shape[1]
+        s = tx + ty
+        rows = batch_bucket(b)
+        self._reserve(rows, s + max_new_tokens)
+        inputs = self._inputs_for(rows)
+        logits = self._prefill(phones, berts, lengths, prompts, inputs)
+
+        rngs = [np.random.default_rng(x) for x in seeds]
+        seen = np.zeros((b, self.vocab), dtype=bool)
+        for r in range(b):
+            seen[r, prompts[r]] = True
+        generated: list[list[int]] = [[] for _ in range(b)]
+        results: list[np.ndarray | None] = [None] * b
+        alive = np.arange(b)
+        feed = np.zeros(rows, dtype=np.int64)  # finished and padding rows keep feeding their last token
+        for idx in range(max_new_tokens):
+            step_logits = logits[alive]
+            if idx < self.min_tokens_before_eos or not eos_enabled:
+                step_logits = step_logits[:, : self.eos]
+            noise = np.stack([exponential_noise(rngs[r], step_logits.shape[1]) for r in alive])
+            tokens, penalised = sample_rows(step_logits, seen[alive], [params[r] for r in alive], noise)
+            stop_eos = (np.argmax(penalised, axis=1) == self.eos) | (tokens == self.eos)
+            keep = np.ones(len(alive), dtype=bool)
+            for slot, r in enumerate(alive):
+                if stop_eos[slot]:
+                    results[r] = np.array(generated[r], dtype=np.int64)
+                    keep[slot] = False
+                elif idx == max_new_tokens - 1:
+                    # Upstream's caller slices y[:, -idx:] with idx = cap - 1: the first token is lost.
+                    results[r] = np.array(generated[r][1:] + [int(tokens[slot])], dtype=np.int64)
+                    keep[slot] = False
+                else:
+                    generated[r].append(int(tokens[slot]))
+                    seen[r, tokens[slot]] = True
+                    feed[r] = tokens[slot]
+            alive = alive[keep]
+            if alive.size == 0:
+                break
+            logits = self._step(inputs, rows, feed, position=ty + idx, slot=s)
+            s += 1
+        return [r if r is not None else np.zeros(0, dtype=np.int64) for r in results]
+
+    # -- cache and inputs -------------------------------------------------------------------------------------
+    def _reserve(self, rows: int, positions: int) -> None:
+        """Make the one cache storage hold ``rows`` x ``positions``; growing it drops every captured graph."""
+        context = max(self._context, self._max_context, _round_up(positions, CONTEXT_BUCKET))
+        rows = max(rows, self._rows_capacity)
+        if self._storage is not None and rows == self._rows_capacity and context == self._context:
+            return
+        dev = self.placement.device
+        self._graphs.clear()
+        self._inputs.clear()
+        self._storage = None
+        if self.placement.is_cuda:
+            torch.cuda.empty_cache()
+        numel = 2 * self.n_layer * rows * self.heads * context * self.head_dim
+        # Zeros, not empty: padding rows attend over stale positions, which must at least be finite.
+        self._storage = torch.zeros(numel, dtype=self.placement.dtype, device=dev)
+        self._rows_capacity, self._context = rows, context
+        self._pe = sinusoid(torch.arange(context), self.hidden).to(dev)
+        self._arange = torch.arange(context, device=dev)
+
+    def _inputs_for(self, rows: int) -> _StepInputs:
+        """The step inputs of a batch bucket: views of the one storage, created once per bucket."""
+        if rows not in self._inputs:
+            dev, ctx = self.placement.device, self._context
+            shape = (2, self.n_layer, rows, self.heads, ctx, self.head_dim)
+            kv = self._storage[: int(np.prod(shape))].view(shape)
+            self._inputs[rows] = _StepInputs(
+                kv=kv,
+                token=torch.zeros(rows, dtype=torch.int64, device=dev),
+                position=torch.zeros(1, dtype=torch.int64, device=dev),
+                slot=torch.zeros(1, dtype=torch.int64, device=dev),
+                base_valid=torch.ones(rows, ctx, dtype=torch.bool, device=dev),
+            )
+        return self._inputs[rows]
+
+    # -- prefill ----------------------------------------------------------------------------------------------
+    def _prefill(
+        self, phones: list[np.ndarray], berts: list[np.ndarray], lengths: np.ndarray, prompts: np.ndarray,
+        inputs: _StepInputs,
+    ) -> np.ndarray:
+        """Spec 2.1.3 for the right-padded rows; writes their K/V into the cache, returns logits [b, V] f32."""
+        dev, dt, dec = self.placement.device, self.placement.dtype, self.decoder
+        b, tx, ty = len(phones), int(lengths.max()), prompts.shape[1]
+        ids = np.zeros((b, tx), dtype=np.int64)
+        feats = np.zeros((b, BERT_DIM, tx), dtype=np.float32)
+        for r, (p, f) in enumerate(zip(phones, berts, strict=True)):
+            ids[r, : len(p)] = p
+            feats[r, :, : len(p)] = f
+        ids_t = torch.from_numpy(ids).to(dev)
+        bert_t = torch.from_numpy(feats).to(device=dev, dtype=dt)
+        codes_t = torch.from_numpy(np.array(prompts, dtype=np.int64)).to(dev)  # a copy: prompts may be a read-only view
+        lengths_t = torch.from_numpy(lengths).to(dev)
+        x = dec.ar_text_embedding(ids_t) + dec.bert_proj(bert_t.transpose(1, 2))
+        x = x + (self._alpha_text * self._pe[:tx]).to(dt)
+        y = dec.ar_audio_embedding(codes_t) + (self._alpha_audio * self._pe[:ty]).to(dt)
+        xy = torch.cat([x, y], dim=1)
+        s = tx + ty
+        mask = prefill_mask(lengths_t, tx, ty).unsqueeze(1)  # [b,1,S,S], True = may attend
+        for layer, block in enumerate(dec.h.layers):
+            q, k, v = (
+                t.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)
+                for t in F.linear(xy, block.self_attn.in_proj_weight, block.self_attn.in_proj_bias).chunk(3, dim=-1)
+            )
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            xy = block._finish(xy, attn.transpose(1, 2).reshape(b, s, self.hidden))
+            inputs.kv[0, layer, :b, :, :s] = k
+            inputs.kv[1, layer, :b, :, :s] = v
+        valid = inputs.base_valid
+        valid.fill_(True)
+        valid[:b, :tx] = torch.arange(tx, device=dev).unsqueeze(0) < lengths_t.unsqueeze(1)
+        return dec.ar_predict_layer(xy[:, -1]).float().cpu().numpy()
+
+    # -- decode step ------------------------------------------------------------------------------------------
+    def _step(self, inputs: _StepInputs, rows: int, feed: np.ndarray, position: int, slot: int) -> np.ndarray:
+        inputs.token.copy_(torch.from_numpy(feed))
+        inputs.position.fill_(position)
+        inputs.slot.fill_(slot)
+        if self.use_graphs:
+            window = min(_round_up(slot + 1, CONTEXT_BUCKET), self._context)
+            graph, out = self._graph(rows, window)
+            graph.replay()
+        else:
+            out = self._step_compute(inputs, slot + 1)
+        return out.cpu().numpy()
+
+    def _step_compute(self, inputs: _StepInputs, window: int) -> torch.Tensor:
+        """One token for every row of the bucket: logits [rows, V] float32. Graph-safe: no host reads, the
+        slot and position come from device tensors."""
+        dec, dt = self.decoder, self.placement.dtype
+        rows = inputs.token.shape[0]
+        h, hd, d = self.heads, self.head_dim, self.hidden
+        pe = self._pe.index_select(0, inputs.position)  # [1, D]
+        x = dec.ar_audio_embedding(inputs.token) + (self._alpha_audio * pe).to(dt)
+        valid = inputs.base_valid[:, :window] & (self._arange[:window] <= inputs.slot)
+        mask = valid[:, None, None, :]
+        for layer, block in enumerate(dec.h.layers):
+            qkv = F.linear(x, block.self_attn.in_proj_weight, block.self_attn.in_proj_bias)
+            q, k, v = (t.reshape(rows, h, 1, hd) for t in qkv.chunk(3, dim=-1))
+            keys, values = inputs.kv[0, layer], inputs.kv[1, layer]  # [rows, H, context, hd]
+            keys.index_copy_(2, inputs.slot, k)
+            values.index_copy_(2, inputs.slot, v)
+            attn = F.scaled_dot_product_attention(
+                q, keys[:, :, :window], values[:, :, :window], attn_mask=mask
+            )
+            x = block._finish(x, attn.reshape(rows, d))
+        return dec.ar_predict_layer(x).float()
+
+    def _graph(self, rows: int, window: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        """The captured step of (rows, window), captured on first use.
+
+        The warm-up runs repeat the step about to be replayed (same token, same slot), so the K/V they write are
+        the values the replay writes again: capturing in the middle of a request is harmless.
+        """
+        key = (rows, window)
+        if key not in self._graphs:
+            inputs = self._inputs[rows]
+            dev = self.placement.device
+            with torch.cuda.device(dev):
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(CAPTURE_WARMUP_RUNS):
+                        self._step_compute(inputs, window)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                # Graphs share one memory pool: only one runs at a time and its output is read right away.
+                with torch.cuda.graph(graph, pool=self._pool):
+                    out = self._step_compute(inputs, window)
+            self._graphs[key] = (graph, out)
+        return self._graphs[key]
+
+    def warm_up(self, batch_buckets: Sequence[int] = (1,), windows: int = 1) -> None:
+        """Capture the first ``windows`` attention windows of each batch bucket now (CUDA), so the first
+        requests do not pay for captures; a no-op on the CPU."""
+        if not self.use_graphs:
+            return
+        with torch.no_grad():
+            self._reserve(max(batch_buckets), CONTEXT_BUCKET)  # the largest first: growing drops graphs
+            for rows in batch_buckets:
+                self._inputs_for(rows)
+                for w in range(1, windows + 1):
+                    self._graph(rows, min(w * CONTEXT_BUCKET, self._context))
+            torch.cuda.synchronize(self.placement.device)
+
+    # -- validation (same messages as the onnxruntime loop) -----------------------------------------------------
+    def _check(self, phones, berts, prompts, max_new_tokens: int) -> None:
+        if not phones or len(berts) != len(phones) or prompts.shape[0] != len(phones):
+            raise InputError("phone_ids", "phone_ids, bert and prompt_codes must have the same number of rows")
+        for p, f in zip(phones, berts, strict=True):
+            if len(p) == 0 or f.shape != (BERT_DIM, len(p)):
+                raise InputError("bert", f"row with {len(p)} phones needs bert [1024,{len(p)}], got {f.shape}")
+            if p.min() < 0 or p.max() >= self.decoder.config.phoneme_vocab_size:
+                raise InputError("phone_ids", f"phone ids must lie in [0, {self.decoder.config.phoneme_vocab_size})")
+        if prompts.shape[1] == 0:
+            raise InputError("prompt_codes", "at least one prompt token is required (no reference-free mode)")
+        if prompts.min() < 0 or prompts.max() >= self.eos:
+            raise InputError("prompt_codes", f"prompt codes must lie in [0, {self.eos})")
+        if max_new_tokens < 1:
+            raise InputError("max_new_tokens", "must be >= 1")

@@ -1,0 +1,122 @@
+"""The torch T2S runner (torch runtime of the ``t2s`` model) against the onnxruntime loop, on the CPU.
+
+Both loops share the numpy sampler and its per-row random streams, so on the CPU (float32) they must give the
+SAME tokens: greedily (top_k=1) and sampled with the same seed. The CUDA-graph path needs a GPU and is run by
+perf/gpu_bench.sh; here the same step function runs eagerly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
+from gsv_export.onnx_utils import ort_session
+from gsv_export.t2s_export import export_t2s
+from gsv_triton.errors import InputError, UserError
+from gsv_triton.serving.torch_device import resolve_placement
+from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
+from gsv_triton.t2s_loop import T2SRunner
+
+TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
+MAX_TOKENS = 40
+
+
+@pytest.fixture(scope="module")
+def runners(tmp_path_factory):
+    """(onnxruntime runner, torch runner) over the same tiny demo-initialised GPT."""
+    torch.set_num_threads(1)
+    decoder = Text2SemanticDecoder(TINY).eval()
+    demo_init_(decoder, torch.Generator().manual_seed(0))
+    paths = export_t2s(decoder, tmp_path_factory.mktemp("t2s"))
+    ort_runner = T2SRunner(ort_session(paths["prefill"], threads=1), ort_session(paths["step"], threads=1))
+    torch_runner = TorchT2SRunner(decoder, resolve_placement("cpu", "auto"), max_context=64)
+    return ort_runner, torch_runner
+
+
+def _rows(seed: int, lengths: list[int], ty: int = 6):
+    rng = np.random.default_rng(seed)
+    phones = [rng.integers(0, TINY.phoneme_vocab_size, n).astype(np.int64) for n in lengths]
+    berts = [rng.standard_normal((1024, n)).astype(np.float32) for n in lengths]
+    prompt = rng.integers(0, 1024, ty).astype(np.int64)
+    return phones, berts, prompt
+
+
+def _assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_greedy_tokens_equal_the_onnxruntime_loop(runners) -> None:
+    ort_runner, torch_runner = runners
+    phones, berts, prompt = _rows(1, [9, 5, 7])
+    kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=MAX_TOKENS)
+    expected = ort_runner.generate(phones, berts, prompt, **kwargs)
+    got = torch_runner.generate(phones, berts, prompt, **kwargs)
+    _assert_same(expected, got)
+    assert sum(len(t) for t in got) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_sampled_tokens_with_the_same_seed_equal_the_onnxruntime_loop(runners, seed) -> None:
+    """Same numpy sampler, same per-row generators: identical tokens are expected on the CPU (float32)."""
+    ort_runner, torch_runner = runners
+    phones, berts, prompt = _rows(10 + seed, [8, 4])
+    kwargs = dict(top_k=15, top_p=0.9, temperature=0.8, repetition_penalty=1.35, max_new_tokens=MAX_TOKENS)
+    expected = ort_runner.generate(phones, berts, prompt, seed=[seed, seed + 1], **kwargs)
+    got = torch_runner.generate(phones, berts, prompt, seed=[seed, seed + 1], **kwargs)
+    _assert_same(expected, got)
+    other = torch_runner.generate(phones, berts, prompt, seed=[seed + 100, seed + 101], **kwargs)
+    assert any(not np.array_equal(x, y) for x, y in zip(got, other, strict=True)), "the seed must matter"
+
+
+def test_rows_are_independent_and_a_batch_reuses_the_cache(runners) -> None:
+    _, torch_runner = runners
+    phones, berts, prompt = _rows(3, [6, 11, 3])
+    kwargs = dict(top_k=5, max_new_tokens=MAX_TOKENS, seed=[4, 5, 6])
+    together = torch_runner.generate(phones, berts, prompt, **kwargs)
+    storage = torch_runner._storage
+    alone = [
+        torch_runner.generate([phones[r]], [berts[r]], prompt, top_k=5, max_new_tokens=MAX_TOKENS, seed=4 + r)[0]
+        for r in range(3)
+    ]
+    _assert_same(together, alone)
+    assert torch_runner._storage is storage, "a smaller request must reuse the static cache"
+
+
+def test_cap_and_ignore_eos_match_the_onnxruntime_loop(runners) -> None:
+    ort_runner, torch_runner = runners
+    phones, berts, prompt = _rows(5, [7])
+    kwargs = dict(top_k=3, max_new_tokens=70, eos_enabled=False, seed=2)  # grows past the 64-position cache
+    expected = ort_runner.generate(phones, berts, prompt, **kwargs)
+    got = torch_runner.generate(phones, berts, prompt, **kwargs)
+    _assert_same(expected, got)
+    assert len(got[0]) == 69  # upstream's slice at the cap keeps max_new_tokens - 1
+    assert torch_runner._context >= 7 + 6 + 70
+
+
+def test_bad_inputs_name_the_field(runners) -> None:
+    _, torch_runner = runners
+    phones, berts, prompt = _rows(6, [4])
+    with pytest.raises(InputError, match="prompt_codes"):
+        torch_runner.generate(phones, berts, np.zeros(0, dtype=np.int64))
+    with pytest.raises(InputError, match="bert"):
+        torch_runner.generate(phones, [berts[0][:, :2]], prompt)
+    with pytest.raises(InputError, match="seed"):
+        torch_runner.generate(phones, berts, prompt, seed=[1, 2])
+
+
+def test_buckets_and_placement_rules() -> None:
+    assert [batch_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9)] == [1, 2, 4, 4, 8, 8, 16]
+    assert CONTEXT_BUCKET % 16 == 0  # SDPA's memory-efficient kernel wants aligned mask widths
+    cpu = resolve_placement("auto", "auto") if not torch.cuda.is_available() else resolve_placement("cpu")
+    assert cpu.dtype == torch.float32
+    with pytest.raises(UserError):
+        resolve_placement("cpu", "float16")
+    with pytest.raises(UserError):
+        resolve_placement("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA"):
+            resolve_placement("cuda")
