@@ -1,7 +1,9 @@
-"""T2S decode-step latency on CPU: torch eager vs onnxruntime, beside the memory-bandwidth floor.
+"""T2S decode-step latency on CPU: torch eager vs onnxruntime (fp32 and int8), beside the memory-bandwidth floor.
 
 Full-size v2 GPT with random weights (``demo_init_``; speed does not depend on the values), context 200 (text 80 +
-prompt 120), median over >= 200 decode steps, fp32, 2 threads. Prints a markdown table.
+prompt 120), median over >= 200 decode steps, 2 threads. The int8 row is the same graph after
+``export --quantize int8`` (dynamic int8 weights); the floors divide the bytes a step must read by the copy
+bandwidth (perf/bench_floors.py). Prints a markdown table.
 
     .venv/bin/python perf/bench_t2s.py [--steps 250] [--threads 2] [--context 200]
 
@@ -19,29 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_floors import copy_bandwidth
 
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.models.t2s_reference import _Eager
 from gsv_export.onnx_utils import ort_session
+from gsv_export.quantize import quantize_t2s
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
 from gsv_triton.t2s_loop import T2SRunner
 
 TEXT_SHARE = 0.4  # fraction of the context that is text; the rest is prompt audio
-COPY_BYTES = 512 * 1024 * 1024
 WARMUP = 10
-
-
-def copy_bandwidth() -> float:
-    """Bytes moved per second (read + write) by a large numpy copy, best of 5."""
-    src = np.ones(COPY_BYTES // 4, dtype=np.float32)
-    dst = np.empty_like(src)
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t)
-    return 2 * COPY_BYTES / best
 
 
 def step_weight_bytes(decoder: Text2SemanticDecoder) -> int:
@@ -116,6 +107,9 @@ def main() -> None:
         paths = export_t2s(decoder, Path(tmp))
         runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
         ort_step, ort_sample = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+        quantize_t2s({f"t2s_{k}": v for k, v in paths.items()})
+        runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
+        int8_step, _ = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
     torch_up = bench_torch_upstream(decoder, ids, bert, prompt, args.steps)
 
     bw = copy_bandwidth()
@@ -128,9 +122,11 @@ def main() -> None:
     print("|---|---|")
     print(f"| torch eager, upstream-style (concat KV cache, SDPA) | {median_ms(torch_up):.1f} |")
     print(f"| onnxruntime CPU step (+ cache write) | {median_ms(ort_step):.1f} |")
+    print(f"| onnxruntime CPU step, int8 weights (`--quantize int8`) | {median_ms(int8_step):.1f} |")
     print(f"| numpy sampler (top_k 15, penalty 1.35), per token | {median_ms(ort_sample):.2f} |")
     print(f"| floor: weights {w_bytes / 1e6:.0f} MB / copy bandwidth {bw / 1e9:.1f} GB/s | {1000 * w_bytes / bw:.1f} |")
     print(f"| floor incl. mean KV cache ({kv_bytes / 1e6:.0f} MB) | {1000 * (w_bytes + kv_bytes) / bw:.1f} |")
+    print(f"| int8 floor: {w_bytes / 4e6:.0f} MB of int8 weights + KV cache | {1000 * (w_bytes / 4 + kv_bytes) / bw:.1f} |")
 
 
 if __name__ == "__main__":
