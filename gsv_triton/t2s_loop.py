@@ -153,13 +153,14 @@ class T2SRunner:
                 alive, tokens, seen = alive[keep], tokens[keep], seen[keep]
                 kv = _compact(kv, s, keep)
                 key_valid = np.ascontiguousarray(key_valid[keep])
-            logits, new_k, new_v = self._step(kv, s, key_valid, tokens, ty + idx)
+            logits, new_k, new_v = self.run_step(kv, s, key_valid, tokens, ty + idx)
             kv[0, :, s] = new_k
             kv[1, :, s] = new_v
             s += 1
         return [r if r is not None else np.zeros(0, dtype=np.int64) for r in results]
 
-    def _step(self, kv: np.ndarray, s: int, key_valid: np.ndarray, tokens: np.ndarray, position: int):
+    def run_step(self, kv: np.ndarray, s: int, key_valid: np.ndarray, tokens: np.ndarray, position: int):
+        """One decode step over the first ``s`` cache entries of ``kv`` ([2, L, S_max, B, D]) -> logits, new K, V."""
         b = tokens.shape[0]
         heads, head_dim = self.config.heads, self.config.head_dim
         feeds = {

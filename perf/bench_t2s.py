@@ -26,7 +26,7 @@ from bench_floors import copy_bandwidth
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.models.t2s_reference import _Eager
 from gsv_export.onnx_utils import ort_session
-from gsv_export.quantize import quantize_t2s
+from gsv_export.quantize import greedy_agreement, quantize_t2s
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
 from gsv_triton.t2s_loop import T2SRunner
@@ -74,7 +74,7 @@ def bench_ort(runner: T2SRunner, ids, bert, prompt, steps: int) -> tuple[list[fl
     tokens, step_times, sample_times = np.array([1]), [], []
     for i in range(steps):
         t = time.perf_counter()
-        logits, nk, nv = runner._step(kv, s, valid, tokens, prompt.shape[1] + i)
+        logits, nk, nv = runner.run_step(kv, s, valid, tokens, prompt.shape[1] + i)
         kv[0, :, s], kv[1, :, s] = nk, nv
         s += 1
         t1 = time.perf_counter()
@@ -107,9 +107,11 @@ def main() -> None:
         paths = export_t2s(decoder, Path(tmp))
         runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
         ort_step, ort_sample = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+        fp32_runner = runner
         quantize_t2s({f"t2s_{k}": v for k, v in paths.items()})
         runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
         int8_step, _ = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+        agreement, _ = greedy_agreement(fp32_runner, runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
     torch_up = bench_torch_upstream(decoder, ids, bert, prompt, args.steps)
 
     bw = copy_bandwidth()
@@ -126,6 +128,7 @@ def main() -> None:
     print(f"| numpy sampler (top_k 15, penalty 1.35), per token | {median_ms(ort_sample):.2f} |")
     print(f"| floor: weights {w_bytes / 1e6:.0f} MB / copy bandwidth {bw / 1e9:.1f} GB/s | {1000 * w_bytes / bw:.1f} |")
     print(f"| floor incl. mean KV cache ({kv_bytes / 1e6:.0f} MB) | {1000 * (w_bytes + kv_bytes) / bw:.1f} |")
+    print(f"| int8 vs fp32: greedy token agreement, teacher-forced over {args.steps} steps | {agreement:.3f} |")
     print(f"| int8 floor: {w_bytes / 4e6:.0f} MB of int8 weights + KV cache | {1000 * (w_bytes / 4 + kv_bytes) / bw:.1f} |")
 
 

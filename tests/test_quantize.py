@@ -13,7 +13,7 @@ from test_export_cli import export_args, run_cli
 
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.onnx_utils import ort_session, relative_error
-from gsv_export.quantize import quantize_t2s
+from gsv_export.quantize import greedy_agreement, quantize_t2s
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.t2s_loop import T2SRunner
 
@@ -77,32 +77,6 @@ def test_int8_prefill_and_step_stay_within_tolerance_of_torch(graphs):
         assert relative_error(ref, act) <= INT8_REL_TOL
 
 
-def _greedy_argmax(paths, ids, bert, prompt, steps: int, forced: np.ndarray | None = None) -> np.ndarray:
-    """Greedy argmax after the prefill and after each step (EOS column excluded, as with EOS disabled).
-
-    With ``forced``, those tokens are fed instead of the graph's own choices (teacher forcing), so two graphs
-    are compared on the same context at every step.
-    """
-    prefill, step = ort_session(paths["prefill"], threads=1), ort_session(paths["step"], threads=1)
-    feeds = {"phone_ids": ids, "phone_lengths": np.array([ids.shape[1]]), "bert": bert, "prompt_codes": prompt}
-    logits, k, v = prefill.run(None, feeds)
-    k, v = list(k), list(v)  # per layer [S, 1, D]
-    out = [int(logits[0, :-1].argmax())]
-    for i in range(steps):
-        token = out[-1] if forced is None else int(forced[i])
-        s = k[0].shape[0]
-        step_feeds = {"token": np.array([token]), "position": np.array([prompt.shape[1] + i]),
-                      "key_valid": np.ones((1, s), dtype=bool)}  # fmt: skip
-        for layer in range(TINY.n_layer):
-            step_feeds[f"past_k_{layer}"] = k[layer].reshape(s, 1, TINY.head, -1)
-            step_feeds[f"past_v_{layer}"] = v[layer].reshape(s, 1, TINY.head, -1)
-        logits, new_k, new_v = step.run(None, step_feeds)
-        k = [np.concatenate([k[j], new_k[j][None]]) for j in range(TINY.n_layer)]
-        v = [np.concatenate([v[j], new_v[j][None]]) for j in range(TINY.n_layer)]
-        out.append(int(logits[0, :-1].argmax()))
-    return np.array(out)
-
-
 def test_int8_greedy_token_agreement_with_fp32(graphs):
     """Greedy decoding, teacher-forced on the fp32 tokens: the int8 graphs pick the same token at most steps."""
     _, fp32, int8 = graphs
@@ -110,13 +84,12 @@ def test_int8_greedy_token_agreement_with_fp32(graphs):
     ids = torch.randint(0, TINY.phoneme_vocab_size, (1, 12), generator=gen).numpy()
     bert = torch.randn(1, 1024, 12, generator=gen).numpy()
     prompt = torch.randint(0, 1024, (1, 8), generator=gen).numpy()
-    reference = _greedy_argmax(fp32, ids, bert, prompt, steps=60)
+    agreement, reference = greedy_agreement(_runner(fp32), _runner(int8), ids, bert, prompt, steps=60)
     # The harness is the serving loop: greedy T2SRunner tokens (the cap drops the first) are the same.
     tokens = _runner(fp32).generate(ids, bert, prompt[0], max_new_tokens=61, eos_enabled=False, **GREEDY)[0]
     np.testing.assert_array_equal(tokens, reference[1:])
-    quantised = _greedy_argmax(int8, ids, bert, prompt, steps=60, forced=reference)
-    agreement = (reference == quantised).mean()
     assert agreement >= 0.8, agreement  # measured 0.967 (59 of 61 steps)
+    assert greedy_agreement(_runner(fp32), _runner(fp32), ids, bert, prompt, steps=20)[0] == 1.0
 
 
 def test_cli_quantize_int8_writes_int8_t2s_and_records_it(tmp_path):
