@@ -63,8 +63,8 @@ SPEECH_SECONDS = TOKENS * SAMPLES_PER_TOKEN / OUTPUT_SAMPLE_RATE
 WARMUP_REFERENCE = 0
 SEED_BASE = 1_000 * (1 + secrets.randbelow(1_000_000))
 C1_REFERENCES = SEED_BASE + 100
-C4_TRITON_REFERENCES = SEED_BASE + 300
-C4_EAGER_REFERENCES = SEED_BASE + 500
+CONCURRENT_TRITON_REFERENCES = SEED_BASE + 300
+CONCURRENT_EAGER_REFERENCES = SEED_BASE + 500
 
 
 def load1() -> float:
@@ -329,11 +329,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 cached = [triton.measured(WARMUP_REFERENCE) for _ in range(args.cached_runs)]
                 results["triton_c1_cached"] = summary(cached)
                 log(f"c=1 triton cached reference: {results['triton_c1_cached']['median_s']:.2f} s")
-            if args.per_thread:
-                results["triton_c4"] = concurrent(triton.request, C4_TRITON_REFERENCES, CONCURRENCY, args.per_thread)
-                log(f"c=4 triton: {results['triton_c4']['requests_per_s']:.3f} req/s")
-                results["eager_c4"] = concurrent(eager.request, C4_EAGER_REFERENCES, CONCURRENCY, args.per_thread)
-                log(f"c=4 eager: {results['eager_c4']['requests_per_s']:.3f} req/s")
+            for n in args.concurrency if args.per_thread else ():
+                offset = 20 * n  # fresh references per level (n x per_thread of them, per_thread < 20)
+                results[f"triton_c{n}"] = concurrent(
+                    triton.request, CONCURRENT_TRITON_REFERENCES + offset, n, args.per_thread
+                )
+                log(f"c={n} triton: {results[f'triton_c{n}']['requests_per_s']:.3f} req/s")
+                results[f"eager_c{n}"] = concurrent(
+                    eager.request, CONCURRENT_EAGER_REFERENCES + offset, n, args.per_thread
+                )
+                log(f"c={n} eager: {results[f'eager_c{n}']['requests_per_s']:.3f} req/s")
             results["eager_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         finally:
             if server is not None:
@@ -377,11 +382,13 @@ def report(results: Mapping[str, object]) -> str:
             f"{c['load'][0]:.2f}-{c['load'][1]:.2f}, ssl calls {c['stages_median_s']['ssl calls']:.0f}) "
             f"| | |"
         )
-    if "triton_c4" in results:
-        t4, e4 = results["triton_c4"], results["eager_c4"]
+    for n in sorted(int(k.removeprefix("triton_c")) for k in results if k.startswith("triton_c") and k[8:].isdigit()):
+        if n == 1:
+            continue
+        t4, e4 = results[f"triton_c{n}"], results[f"eager_c{n}"]
         lines += [
             "",
-            f"| concurrency {CONCURRENCY} | Triton | eager torch (threads, one process) | Triton / eager |",
+            f"| concurrency {n} | Triton | eager torch (threads, one process) | Triton / eager |",
             "|---|---|---|---|",
             f"| requests | {t4['requests']} | {e4['requests']} | |",
             f"| throughput req/s | {t4['requests_per_s']:.3f} | {e4['requests_per_s']:.3f} "
@@ -410,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="measured requests per side at concurrency 1")
     parser.add_argument("--cached-runs", type=int, default=1, help="Triton requests with the cached reference")
     parser.add_argument(
-        "--per-thread", type=int, default=2, help=f"requests per thread at concurrency {CONCURRENCY} (0: skip)"
+        "--per-thread", type=int, default=2, help="requests per thread at each concurrency above 1 (0: skip)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[CONCURRENCY], help="concurrency levels above 1 to measure"
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
