@@ -85,6 +85,22 @@ def bench_ort(runner: T2SRunner, ids, bert, prompt, steps: int) -> tuple[list[fl
     return step_times, sample_times
 
 
+def prefill_ms(run, repeats: int = 3) -> float:
+    """Median milliseconds of ``run()`` (one prefill at the benchmark's context), after one warm-up."""
+    run()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def ort_prefill(runner: T2SRunner, ids, bert, prompt):
+    feeds = {"phone_ids": ids, "phone_lengths": np.array([ids.shape[1]]), "bert": bert, "prompt_codes": prompt}
+    return lambda: runner.prefill.run(None, feeds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=250)
@@ -107,12 +123,16 @@ def main() -> None:
         paths = export_t2s(decoder, Path(tmp))
         runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
         ort_step, ort_sample = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+        prefills = {"fp32": prefill_ms(ort_prefill(runner, ids.numpy(), bert.numpy(), prompt.numpy()))}
         fp32_runner = runner
         quantize_t2s({f"t2s_{k}": v for k, v in paths.items()})
         runner = T2SRunner(ort_session(paths["prefill"], args.threads), ort_session(paths["step"], args.threads))
         int8_step, _ = bench_ort(runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
+        prefills["int8"] = prefill_ms(ort_prefill(runner, ids.numpy(), bert.numpy(), prompt.numpy()))
         agreement, _ = greedy_agreement(fp32_runner, runner, ids.numpy(), bert.numpy(), prompt.numpy(), args.steps)
     torch_up = bench_torch_upstream(decoder, ids, bert, prompt, args.steps)
+    with torch.no_grad():
+        prefills["torch"] = prefill_ms(lambda: decoder.prefill(ids, torch.tensor([tx]), bert, prompt))
 
     bw = copy_bandwidth()
     w_bytes = step_weight_bytes(decoder)
@@ -130,6 +150,9 @@ def main() -> None:
     print(f"| floor incl. mean KV cache ({kv_bytes / 1e6:.0f} MB) | {1000 * (w_bytes + kv_bytes) / bw:.1f} |")
     print(f"| int8 vs fp32: greedy token agreement, teacher-forced over {args.steps} steps | {agreement:.3f} |")
     print(f"| int8 floor: {w_bytes / 4e6:.0f} MB of int8 weights + KV cache | {1000 * (w_bytes / 4 + kv_bytes) / bw:.1f} |")
+    print(f"\n| prefill, context {args.context} (median of 3) | torch eager | onnxruntime fp32 | onnxruntime int8 |")
+    print("|---|---|---|---|")
+    print(f"| ms | {prefills['torch']:.0f} | {prefills['fp32']:.0f} | {prefills['int8']:.0f} |")
 
 
 if __name__ == "__main__":
