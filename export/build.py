@@ -78,12 +78,20 @@ def export_repository(
 ) -> dict[str, Path]:
     """Export every network of the pipeline into ``out``; returns {network: onnx path}.
 
+    ``target="gpu-torch"`` writes torch weights instead of ONNX (:mod:`gsv_export.torch_target`).
+
     ``quantize="int8"`` stores the T2S graphs with dynamic int8 weights (see :mod:`gsv_export.quantize`).
     """
     if quantize not in QUANTIZE_CHOICES:
         raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_CHOICES)}")
     if quantize != "none" and fp16:
         raise UserError("--quantize int8 and --fp16 exclude each other (int8 applies to the fp32 T2S graphs)")
+    if target == "gpu-torch":
+        if quantize != "none" or fp16:
+            raise UserError("--target gpu-torch stores torch weights: --quantize and --fp16 do not apply")
+        from gsv_export.torch_target import export_torch_repository
+
+        return export_torch_repository(gpt, sovits, hubert, bert, out)
     if target == "gpu":
         from gsv_export.tensorrt_build import require_tensorrt
 

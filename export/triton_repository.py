@@ -12,6 +12,12 @@ placeholders are filled here, so a user never edits a config by hand:
 onnxruntime backend (CUDA) or, where ``export --target gpu`` built ``model.plan``, the TensorRT backend; ``t2s``
 stays a Python model with onnxruntime's CUDA provider (KIND_GPU instances) and ``voice_clone`` stays on the CPU.
 That path is not exercised on this project's CPU machines.
+
+``target="gpu-torch"`` (written by :mod:`gsv_export.torch_target`) keeps the Python-backend configs and adds the
+torch runtime parameters (``runtime: torch``, ``device: auto``, ``dtype``): our torch modules on CUDA in float16
+where torch sees a GPU, else on the CPU in float32. Instances stay KIND_CPU (the ``device`` parameter, not the
+instance kind, places the work), so the same repository loads on a CPU host; ``t2s`` gets ``TORCH_T2S_INSTANCES``
+instances on a GPU host (each its own process, CUDA context and graphs) so concurrent requests overlap.
 """
 
 from __future__ import annotations
@@ -34,7 +40,17 @@ ENV_PLACEHOLDER = "@EXECUTION_ENV@"
 THREADS_PLACEHOLDER = "@INTRA_OP_THREADS@"
 # More threads than this buys little for these graph sizes and starves the other instances.
 MAX_INTRA_OP_THREADS = 4
-TARGETS = ("cpu", "gpu")
+TARGETS = ("cpu", "gpu", "gpu-torch")
+TORCH_TARGET = "gpu-torch"
+# Models whose networks the torch runtime can run (voice_clone orchestrates on the CPU in every target).
+TORCH_MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s")
+# vq_encode picks the nearest codebook row: kept in float32 so half-precision rounding cannot flip a code
+# (it runs once per new reference and costs little).
+TORCH_DTYPES = {"vq_encode": "float32"}
+# t2s instances of a gpu-torch repository where torch sees a GPU (CPU hosts keep the template's count).
+TORCH_T2S_INSTANCES = 4
+# Template lines that name ONNX files, which a gpu-torch repository does not have.
+_ONNX_FILE_LINE = re.compile(r'^\s*parameters: \{ key: "(onnx_file|prefill_file|step_file)"')
 # Lines of a CPU template that only the Python backend understands.
 _PYTHON_ONLY = re.compile(r'^\s*(parameters: \{ key: "(onnx_file|intra_op_threads|batch_pad_axis)"|@EXECUTION_ENV@)')
 
@@ -71,11 +87,36 @@ def gpu_network_config(cpu_config: str, onnx_file: str, has_engine: bool) -> str
     return text.replace("kind: KIND_CPU", "kind: KIND_GPU")
 
 
+def torch_runtime_config(config: str, model: str, t2s_instances: int | None = None) -> str:
+    """A filled CPU config switched to the torch runtime (parameters added, ONNX file names dropped)."""
+    lines = [line for line in config.splitlines() if not _ONNX_FILE_LINE.match(line)]
+    dtype = TORCH_DTYPES.get(model, "auto")
+    lines += [
+        "# torch runtime (gsv_export.torch_target): our torch modules; device auto = cuda when torch sees a GPU",
+        'parameters: { key: "runtime", value: { string_value: "torch" } }',
+        'parameters: { key: "device", value: { string_value: "auto" } }',
+        f'parameters: {{ key: "dtype", value: {{ string_value: "{dtype}" }} }}',
+    ]
+    text = "\n".join(lines) + "\n"
+    if model == "t2s" and t2s_instances:
+        text = re.sub(r"kind: KIND_CPU, count: \d+", f"kind: KIND_CPU, count: {t2s_instances}", text)
+    return text
+
+
+def default_t2s_instances() -> int | None:
+    """TORCH_T2S_INSTANCES where torch sees a GPU, else None (keep the template's count)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return TORCH_T2S_INSTANCES if torch.cuda.is_available() else None
+
+
 def _env_parameter(target: str) -> str:
     try:
         return python_env_parameter()
     except UserError:
-        if target == "cpu":
+        if target in ("cpu", TORCH_TARGET):
             raise
         # NVIDIA's container: the stub runs the container's Python, where gsv-triton must be pip-installed.
         return "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
@@ -102,6 +143,8 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
             config = gpu_network_config(config, f"{model}.onnx", has_engine)
         else:
             config = fill_template(config, env, threads)
+            if target == TORCH_TARGET and model in TORCH_MODELS:
+                config = torch_runtime_config(config, model, default_t2s_instances())
             if target == "gpu" and model == "t2s":
                 config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
             shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")

@@ -75,7 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hubert", required=True, help="chinese-hubert-base folder")
     p.add_argument("--bert", required=True, help="chinese-roberta-wwm-ext-large folder")
     p.add_argument("--out", required=True, help="model repository to write")
-    p.add_argument("--target", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument(
+        "--target",
+        choices=["cpu", "gpu", "gpu-torch"],
+        default="cpu",
+        help="cpu: ONNX for onnxruntime; gpu: ONNX/TensorRT for NVIDIA's Triton container; "
+        "gpu-torch: torch weights served by our torch modules (CUDA fp16 where a GPU is seen, else CPU fp32)",
+    )
     p.add_argument("--fp16", action="store_true", help="store ONNX weights in fp16 (GPU targets)")
     p.add_argument(
         "--quantize",

@@ -5,6 +5,9 @@ Config parameters (``config.pbtxt``):
 * ``onnx_file`` (required): the graph in the version folder;
 * ``intra_op_threads`` (default 1): onnxruntime threads of this instance;
 * ``device`` (optional): cpu / cuda / tensorrt; default cuda for KIND_GPU instances, else cpu;
+* ``runtime`` (optional): ``onnxruntime`` (default) or ``torch``: our torch module from ``torch_network.json`` +
+  ``torch_weights.pt`` (``export --target gpu-torch``), placed by ``device`` (auto / cpu / cuda) and ``dtype``
+  (auto / float32 / float16), see :mod:`gsv_triton.serving.torch_networks`. torch is imported only then;
 * ``batch_pad_axis`` (optional): with dynamic batching and ``allow_ragged_batch`` inputs, requests of different
   lengths on this axis are right-padded with zeros into one run and every output is cut back to each request's
   own length on the same axis. Only for graphs where zero padding is exact (BERT with its attention mask).
@@ -25,6 +28,31 @@ from gsv_triton.serving.ort_model import create_session, instance_device, model_
 
 from .triton_io import guarded, request_inputs, response
 
+RUNTIME_KEY = "runtime"
+TORCH_RUNTIME = "torch"
+
+
+def uses_torch_runtime(params: dict[str, str]) -> bool:
+    """True when a model's parameters select the torch runtime (decided without importing torch)."""
+    return (params.get(RUNTIME_KEY) or "").strip().lower() == TORCH_RUNTIME
+
+
+def torch_placement(params: dict[str, str], threads: int, args: dict):
+    """The torch device/dtype of this instance; CPU thread count set like onnxruntime's (one stub per instance)."""
+    import torch
+
+    from gsv_triton.serving.torch_device import placement_from_parameters
+
+    torch.set_num_threads(max(1, threads))
+    return placement_from_parameters(params, int(args.get("model_instance_device_id", 0) or 0))
+
+
+def torch_session(folder: Path, params: dict[str, str], threads: int, args: dict):
+    """The torch network of ``folder`` behind onnxruntime's session interface."""
+    from gsv_triton.serving.torch_networks import load_network
+
+    return load_network(folder, torch_placement(params, threads, args))
+
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
@@ -32,9 +60,13 @@ class TritonPythonModel:
         params = model_parameters(config)
         self.name = config.get("name", args.get("model_name", "onnx"))
         self.logger = pb_utils.Logger
-        device, device_id = instance_device(args, params.get("device") or None)
-        path = Path(args["model_repository"]) / args["model_version"] / params["onnx_file"]
-        self.session = create_session(path, int(params.get("intra_op_threads", "1")), device, device_id)
+        folder = Path(args["model_repository"]) / args["model_version"]
+        threads = int(params.get("intra_op_threads", "1"))
+        if uses_torch_runtime(params):
+            self.session = torch_session(folder, params, threads, args)
+        else:
+            device, device_id = instance_device(args, params.get("device") or None)
+            self.session = create_session(folder / params["onnx_file"], threads, device, device_id)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         axis = params.get("batch_pad_axis", "")

@@ -5,7 +5,9 @@ KV-cache buffer per request. The rows of a request (the sentence pieces of one v
 batch; requests are never merged with each other, so a request's tokens never depend on another in flight.
 
 Config parameters: ``prefill_file``, ``step_file`` (graphs in the version folder), ``intra_op_threads``,
-``device`` (as in ``onnx_model``).
+``device`` (as in ``onnx_model``); ``runtime: torch`` runs the loop on torch instead
+(:class:`~gsv_triton.serving.torch_t2s.TorchT2SRunner`: static KV cache, CUDA graphs on a GPU; parameters
+``device``, ``dtype``, ``max_context``), with weights written by ``export --target gpu-torch``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.serving.ort_model import create_session, instance_device, model_parameters
 from gsv_triton.t2s_loop import T2SRunner
 
+from .onnx_model import torch_placement, uses_torch_runtime
 from .pipeline import run_t2s
 from .triton_io import guarded, request_inputs, response
 
@@ -31,12 +34,20 @@ class TritonPythonModel:
         params = model_parameters(args["model_config"])
         folder = Path(args["model_repository"]) / args["model_version"]
         threads = int(params.get("intra_op_threads", "1"))
+        self.logger = pb_utils.Logger
+        if uses_torch_runtime(params):
+            from gsv_triton.serving.torch_networks import load_t2s_runner
+
+            placement = torch_placement(params, threads, args)
+            self.runner = load_t2s_runner(folder, placement, int(params.get("max_context") or 0) or None)
+            self.runner.warm_up()  # capture the first step graph now, not on the first request
+            self.logger.log_info(f"t2s: torch runtime on {placement.device} ({placement.dtype})")
+            return
         device, device_id = instance_device(args, params.get("device") or None)
         self.runner = T2SRunner(
             create_session(folder / params.get("prefill_file", "t2s_prefill.onnx"), threads, device, device_id),
             create_session(folder / params.get("step_file", "t2s_step.onnx"), threads, device, device_id),
         )
-        self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:
         return [guarded("t2s", self.logger, self._run, r) for r in requests]
