@@ -16,9 +16,11 @@ from .references import ReferenceStore, load_default_reference
 from .routes_ops import router as ops_router
 from .routes_upstream import router as upstream_router
 from .routes_voice_clone import router as voice_clone_router
+from .routes_voices import router as voices_router
 from .service import VoiceCloneService
 from .settings import GatewaySettings
 from .triton import TritonVoiceClone
+from .voices import VoiceStore
 
 # Room in a request body beyond the upload itself: multipart headers and boundaries, plus the two texts at
 # up to 4 UTF-8 bytes per character (bounded by max_text_chars).
@@ -45,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.service = VoiceCloneService(triton, settings, metrics)
         app.state.references = ReferenceStore(await run_in_threadpool(load_default_reference, settings))
+        app.state.voices = await run_in_threadpool(VoiceStore, settings.voice_dir)
         try:
             yield
         finally:
@@ -59,7 +62,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    routers = (voice_clone_router, upstream_router, ops_router)
+    routers = (voice_clone_router, voices_router, upstream_router, ops_router)
     for router in routers:
         app.include_router(router)
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))

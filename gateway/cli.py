@@ -28,6 +28,7 @@ SETTING_FLAGS = {
     "timeout": "request_timeout_s",
     "max_new_tokens": "max_new_tokens",
     "log_level": "log_level",
+    "voice_dir": "voice_dir",
 }
 
 
@@ -45,6 +46,7 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, with_triton_url: bool
     parser.add_argument("--timeout", type=float, help="seconds per synthesis before 504 (env GSV_REQUEST_TIMEOUT_S; default 60)")
     parser.add_argument("--max-new-tokens", type=int, help="cap on semantic tokens per sentence piece (default: the model's)")
     parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument("--voice-dir", help="voice library directory (env GSV_VOICE_DIR; default ~/.local/share/gsv-triton/voices)")
 
 
 def settings_from_args(args: argparse.Namespace, **overrides: Any) -> GatewaySettings:

@@ -1,4 +1,8 @@
-"""``Depends`` providers: the shared objects the lifespan put on ``app.state``."""
+"""``Depends`` providers: the shared objects the lifespan put on ``app.state``.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and that hop
+per dependency cost more CPU than anything else the gateway does per request (py-spy, issue 5).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,24 @@ from .metrics import GatewayMetrics
 from .references import ReferenceStore
 from .service import VoiceCloneService
 from .settings import GatewaySettings
+from .voices import VoiceStore
 
 
-def get_service(request: Request) -> VoiceCloneService:
+async def get_service(request: Request) -> VoiceCloneService:
     return request.app.state.service
 
 
-def get_references(request: Request) -> ReferenceStore:
+async def get_references(request: Request) -> ReferenceStore:
     return request.app.state.references
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> GatewayMetrics:
+async def get_metrics(request: Request) -> GatewayMetrics:
     return request.app.state.metrics
+
+
+async def get_voices(request: Request) -> VoiceStore:
+    return request.app.state.voices

@@ -73,6 +73,9 @@ class UpstreamTTSRequest(BaseModel):
     inp_refs: list[str] | None = None
     sample_steps: int | None = None
     if_sr: bool | None = None
+    # Extensions of this gateway: the output format and sample rate (default: 32 kHz WAV, as api.py).
+    response_format: str | None = Field(None, description="wav (default), pcm, flac, mp3, opus")
+    sample_rate: int | None = Field(None, description="output rate in Hz (default 32000)")
 
 
 class ChangeReferRequest(BaseModel):
@@ -90,3 +93,20 @@ class UpstreamResult(BaseModel):
 
     code: int = 0
     message: str = "Success"
+
+
+class VoiceResponse(BaseModel):
+    """A stored voice (``POST /v1/voices``, ``GET /v1/voices/{id}``)."""
+
+    id: str = Field(description="send it as voice_id (/v1/voice-clone) or voice (/v1/audio/speech)")
+    name: str
+    prompt_text: str = Field(description="the transcript, as sent")
+    prompt_language: str = Field(description="its language, as sent")
+    reference_seconds: float
+    prompt_phones: int = Field(description="phones of the transcript")
+    prompt_tokens: int = Field(description="semantic tokens of the reference clip")
+    created_at: float = Field(description="Unix seconds")
+
+
+class VoiceList(BaseModel):
+    voices: list[VoiceResponse]

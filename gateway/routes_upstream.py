@@ -14,14 +14,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from gsv_triton.audio.formats import check_output
 from gsv_triton.errors import InputError
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 from gsv_triton.text.languages import normalize_code
 
 from .dependencies import get_references, get_service
 from .errors import NoReference, request_id_of
 from .models import ChangeReferRequest, ErrorResponse, UpstreamResult, UpstreamTTSRequest
 from .references import PATH_FIELD, Reference, ReferenceStore, load_reference, read_confined
-from .service import VoiceCloneService, wav_bytes
+from .service import VoiceCloneService, audio_headers, encode_result
 from .validation import CloneFields
 
 router = APIRouter(tags=["upstream api.py"])
@@ -39,7 +41,10 @@ ERRORS = {
     status: {"model": ErrorResponse}
     for status in (400, 403, 413, 415, 422, 500, 503, 504)
 }
-TTS_RESPONSES = {200: {"content": {WAV_MEDIA_TYPE: {}}, "description": "a 32 kHz 16-bit WAV file"}, **ERRORS}
+TTS_RESPONSES = {
+    200: {"content": {WAV_MEDIA_TYPE: {}}, "description": "a 32 kHz 16-bit WAV file (or the response_format asked for)"},
+    **ERRORS,
+}
 
 
 def _given(value: str | None) -> bool:
@@ -60,6 +65,8 @@ async def _reference_for(params: UpstreamTTSRequest, store: ReferenceStore, serv
 
 
 async def _tts(request: Request, params: UpstreamTTSRequest, store: ReferenceStore, service: VoiceCloneService):
+    # Extensions (not in api.py): the output format and rate; checked before any work is done.
+    fmt, _ = check_output(params.response_format, params.sample_rate, OUTPUT_SAMPLE_RATE)
     reference = await _reference_for(params, store, service)
     for name in ("text", "text_language"):
         if getattr(params, name) is None:
@@ -78,7 +85,8 @@ async def _tts(request: Request, params: UpstreamTTSRequest, store: ReferenceSto
         speed=params.speed,
     )
     result = await service.synthesize(fields, request_id_of(request), reference_field=PATH_FIELD)
-    return Response(await run_in_threadpool(wav_bytes, result), media_type=WAV_MEDIA_TYPE)
+    encoded = await encode_result(result, fmt, params.sample_rate)
+    return Response(encoded.data, media_type=encoded.media_type, headers=audio_headers(encoded))
 
 
 @router.get("/", response_class=Response, responses=TTS_RESPONSES)
@@ -99,12 +107,15 @@ async def tts_get(
     inp_refs: Annotated[list[str] | None, Query()] = None,
     sample_steps: int | None = None,
     if_sr: bool | None = None,
+    response_format: Annotated[str | None, Query(description="wav (default), pcm, flac, mp3, opus")] = None,
+    sample_rate: Annotated[int | None, Query(description="output rate in Hz (default 32000)")] = None,
 ) -> Response:
-    """api.py's TTS with query parameters; answers a WAV file."""
+    """api.py's TTS with query parameters; answers a WAV file (or ``response_format``)."""
     params = UpstreamTTSRequest(
         refer_wav_path=refer_wav_path, prompt_text=prompt_text, prompt_language=prompt_language, text=text,
         text_language=text_language, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
-        speed=speed, inp_refs=inp_refs, sample_steps=sample_steps, if_sr=if_sr,
+        speed=speed, inp_refs=inp_refs, sample_steps=sample_steps, if_sr=if_sr, response_format=response_format,
+        sample_rate=sample_rate,
     )  # fmt: skip
     return await _tts(request, params, store, service)
 

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
-from starlette.concurrency import run_in_threadpool
 
+from gsv_triton.audio.formats import EncodedAudio, check_output
 from gsv_triton.errors import InputError
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
-from .dependencies import get_service
+from .dependencies import get_service, get_voices
 from .errors import request_id_of
 from .models import ErrorResponse, VoiceCloneResponse
-from .service import VoiceCloneService, wav_bytes
-from .triton import Synthesis
+from .offload import INLINE_MAX_SAMPLES, run_cpu
+from .service import VoiceCloneService, encode_result
 from .validation import CloneFields
+from .voices import VoiceStore, load_voice
 
 router = APIRouter(tags=["voice clone"])
 
 ERRORS = {
     status: {"model": ErrorResponse, "description": why}
     for status, why in {
-        400: "a field breaks a rule (the body names it): empty text, unknown language, reference not 3-10 s, ...",
+        400: "a field breaks a rule (the body names it): empty text, unknown language, reference not 3-10 s, "
+        "voice_id together with audio, unknown response_format, ...",
+        404: "voice_id names no stored voice",
         413: "the upload or a text is over its limit",
         415: "the upload is not audio in a supported format (wav, flac, ogg, mp3)",
         422: "a required field is missing or has the wrong type",
@@ -36,32 +42,52 @@ ERRORS = {
 }
 
 
-def _response_json(result: Synthesis, text: str, started: float) -> bytes:
-    """The 200 body, built in a worker thread: WAV encoding and base64 of long audio take milliseconds."""
-    audio_b64 = base64.b64encode(wav_bytes(result)).decode("ascii")
-    return VoiceCloneResponse(
-        output_audio_base64=audio_b64,
-        output_sample_rate=result.sample_rate,
-        text_length=len(text),
-        output_duration=result.duration_s,
-        processing_time=round(time.perf_counter() - started, 4),
-        seed=result.seed,
-    ).model_dump_json().encode("utf-8")
+REFERENCE_FIELDS = ("audio", "prompt_text", "prompt_language")
+
+
+def _response_json(encoded: EncodedAudio, text: str, started: float, seed: int) -> bytes:
+    """The 200 body. Built by hand around the base64 text: a pydantic dump of a 100 kB string costs more
+    than the rest of the body (the schema is still :class:`VoiceCloneResponse`, field for field)."""
+    head = {"task": "voice_clone"}
+    tail = {
+        "output_sample_rate": encoded.sample_rate,
+        "text_length": len(text),
+        "output_duration": encoded.duration_s,
+        "processing_time": round(time.perf_counter() - started, 4),
+        "service_available": True,
+        "seed": seed,
+    }
+    audio_b64 = base64.b64encode(encoded.data)
+    return b"".join((
+        json.dumps(head)[:-1].encode(), b', "output_audio_base64": "', audio_b64, b'", ',
+        json.dumps(tail)[1:].encode(),
+    ))  # fmt: skip
 
 
 @router.post("/v1/voice-clone", response_model=VoiceCloneResponse, responses=ERRORS)
 async def voice_clone(
     request: Request,
-    audio: Annotated[UploadFile, File(description="reference audio file, 3-10 s (wav, flac, ogg, mp3)")],
     text: Annotated[str, Form(min_length=1, description="text to speak")],
     text_language: Annotated[
         str, Form(min_length=1, description="zh, en, yue, all_zh, auto, ... (api.py's codes)", examples=["zh", "en"])
     ],
-    prompt_text: Annotated[str, Form(min_length=1, description="transcript of the reference audio")],
-    prompt_language: Annotated[str, Form(min_length=1, description="language of the transcript", examples=["zh"])],
     service: Annotated[VoiceCloneService, Depends(get_service)],
+    voices: Annotated[VoiceStore, Depends(get_voices)],
     # SkipJsonSchema: "not sent" is the only empty value; the schema must not offer null, which a form sends as
     # the text "null".
+    audio: Annotated[
+        UploadFile | SkipJsonSchema[None],
+        File(description="reference audio file, 3-10 s (wav, flac, ogg, mp3); required unless voice_id is sent"),
+    ] = None,
+    prompt_text: Annotated[
+        str | SkipJsonSchema[None], Form(description="transcript of the reference audio (required with audio)")
+    ] = None,
+    prompt_language: Annotated[
+        str | SkipJsonSchema[None], Form(description="language of the transcript (required with audio)", examples=["zh"])
+    ] = None,
+    voice_id: Annotated[
+        str | SkipJsonSchema[None], Form(description="a stored voice (POST /v1/voices) instead of audio + prompt")
+    ] = None,
     cut_punc: Annotated[str | SkipJsonSchema[None], Form(description="split the text after these marks, e.g. '，。'")] = None,
     top_k: Annotated[int | SkipJsonSchema[None], Form(description="default 15")] = None,
     top_p: Annotated[float | SkipJsonSchema[None], Form(description="default 1.0, in (0, 1]")] = None,
@@ -70,25 +96,37 @@ async def voice_clone(
     seed: Annotated[
         int | SkipJsonSchema[None], Form(description="sampling seed; the same request and seed give the same audio")
     ] = None,
+    response_format: Annotated[
+        str | SkipJsonSchema[None],
+        Form(description="format of output_audio_base64: wav (default), pcm, flac, mp3, opus"),
+    ] = None,
+    sample_rate: Annotated[
+        int | SkipJsonSchema[None], Form(description="output sample rate in Hz (default: the model's, 32000)")
+    ] = None,
 ) -> Response:
     started = getattr(request.state, "started", time.perf_counter())
-    limit = service.limits.max_upload_bytes
-    if audio.size is not None and audio.size > limit:  # refuse before reading a spooled file into memory
-        raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
-    data = await audio.read()
-    fields = CloneFields(
-        text=text,
-        text_language=text_language,
-        prompt_text=prompt_text,
-        prompt_language=prompt_language,
-        reference_audio=data,
-        cut_punc=cut_punc,
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        speed=speed,
-        seed=seed,
-    )
+    fmt, _ = check_output(response_format, sample_rate, OUTPUT_SAMPLE_RATE)
+    if voice_id is not None:
+        sent = [name for name, value in zip(REFERENCE_FIELDS, (audio, prompt_text, prompt_language), strict=True) if value is not None]
+        if sent:
+            raise InputError("voice_id", f"send either voice_id or audio + prompt_text + prompt_language, not both "
+                                         f"(got {', '.join(sent)} too)")  # fmt: skip
+        voice = await load_voice(voices, voice_id)
+        fields = CloneFields(text, text_language, None, None, None, voice=voice.features)
+    else:
+        if audio is None:
+            raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
+        for name, value in (("prompt_text", prompt_text), ("prompt_language", prompt_language)):
+            if value is None:
+                raise InputError(name, "is required (with audio)", 422)
+        limit = service.limits.max_upload_bytes
+        if audio.size is not None and audio.size > limit:  # refuse before reading a spooled file into memory
+            raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
+        fields = CloneFields(text, text_language, prompt_text, prompt_language, await audio.read())
+    fields = dataclasses.replace(fields, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
+                                 speed=speed, seed=seed)  # fmt: skip
     result = await service.synthesize(fields, request_id_of(request), reference_field="audio")
-    body = await run_in_threadpool(_response_json, result, text, started)
+    encoded = await encode_result(result, fmt, sample_rate)
+    inline = len(encoded.data) <= INLINE_MAX_SAMPLES * 2  # base64 of up to 3 s of 16-bit audio: < 0.2 ms
+    body = await run_cpu(inline, _response_json, encoded, text, started, result.seed)
     return Response(body, media_type="application/json")

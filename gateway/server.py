@@ -23,6 +23,7 @@ from .app import create_app
 from .logs import configure_logging
 from .references import check_startup_paths
 from .settings import GatewaySettings
+from .voices import VoiceStore
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_S = 30.0
@@ -54,6 +55,7 @@ class GatewayServer:
     def __init__(self, settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) -> None:
         # Fail before binding anything when a configured path is unusable (one line, not a lifespan trace).
         check_startup_paths(settings)
+        VoiceStore(settings.voice_dir)  # creates the voice directory, or one clear line why it cannot
         self.settings = settings
         self.socket = bind_socket(host, port)
         self.host = host

@@ -6,6 +6,7 @@ The input limits use the same variable names and defaults as :class:`gsv_triton.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -21,6 +22,12 @@ DEFAULT_REQUEST_TIMEOUT_S = 60.0
 # /health must answer quickly even when Triton hangs: a probe gives up after this long.
 DEFAULT_HEALTH_TIMEOUT_S = 2.0
 _DEFAULT_LIMITS = Limits()
+
+
+def default_voice_dir() -> Path:
+    """Where stored voices live unless GSV_VOICE_DIR says otherwise (XDG data directory)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gsv-triton" / "voices"
 
 
 class GatewaySettings(BaseSettings):
@@ -44,6 +51,10 @@ class GatewaySettings(BaseSettings):
     # Optional cap on semantic tokens per sentence piece, forwarded to Triton (None: the model's 1500).
     max_new_tokens: int | None = Field(None, ge=1)
     log_level: str = "INFO"
+    # The voice library (POST /v1/voices): one directory of files per voice.
+    voice_dir: Path = Field(default_factory=default_voice_dir)
+    # Bearer API keys, comma-separated; empty: the gateway is open (see README "Access").
+    api_keys: str = ""
 
     # Input limits (same names, same defaults as gsv_triton.settings.Limits).
     max_upload_bytes: int = Field(_DEFAULT_LIMITS.max_upload_bytes, gt=0)
@@ -86,3 +97,8 @@ class GatewaySettings(BaseSettings):
     @property
     def has_default_reference(self) -> bool:
         return self.default_refer_path is not None
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """The configured API keys (empty: no authentication)."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

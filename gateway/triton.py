@@ -39,8 +39,16 @@ INPUT_DATATYPES = {
     "speed": "FP32",
     "seed": "INT64",
     "max_new_tokens": "INT32",
+    # a stored voice's features (voice_encode's outputs) instead of prompt_text/prompt_language/reference_audio
+    "prompt_phone_ids": "INT64",
+    "prompt_bert": "FP32",
+    "prompt_codes": "INT64",
+    "ge": "FP32",
 }
 OUTPUTS = ("audio", "sample_rate", "used_seed")
+ENCODE_MODEL = "voice_encode"
+ENCODE_INPUTS = ("reference_audio", "prompt_text", "prompt_language")
+ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
@@ -89,19 +97,7 @@ class TritonVoiceClone:
     # -- inference ------------------------------------------------------------------------------------------
     async def synthesize(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
         """Run voice_clone on ``tensors`` ({input name: array of shape [1]}, validated by the caller)."""
-        from tritonclient.utils import InferenceServerException
-
-        inputs = []
-        for name, array in tensors.items():
-            tensor = self._infer_input(name, [1], INPUT_DATATYPES[name])
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        try:
-            result = await self._client.infer(
-                self.model_name, inputs, request_id=request_id, client_timeout=self.timeout_s
-            )
-        except InferenceServerException as exc:
-            raise self._domain_error(exc) from None
+        result = await self._infer(self.model_name, tensors, request_id)
         used_seed = result.as_numpy("used_seed")
         return Synthesis(
             audio=result.as_numpy("audio"),
@@ -109,7 +105,26 @@ class TritonVoiceClone:
             seed=int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0,
         )
 
-    def _domain_error(self, exc) -> Exception:
+    async def encode_voice(self, tensors: Mapping[str, np.ndarray], request_id: str) -> dict[str, np.ndarray]:
+        """Run voice_encode on ``tensors`` (reference_audio, prompt_text, prompt_language): the voice features."""
+        result = await self._infer(ENCODE_MODEL, tensors, request_id)
+        return {name: result.as_numpy(name) for name in ENCODE_OUTPUTS}
+
+    async def _infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str):
+        from tritonclient.utils import InferenceServerException
+
+        inputs = []
+        for name, array in tensors.items():
+            tensor = self._infer_input(name, list(array.shape), INPUT_DATATYPES[name])
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        try:
+            return await self._client.infer(model, inputs, request_id=request_id, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise self._domain_error(exc, model) from None
+
+    def _domain_error(self, exc, model: str | None = None) -> Exception:
+        model = model or self.model_name
         status = str(exc.status())
         message = exc.message() or str(exc)
         if status == "StatusCode.INVALID_ARGUMENT":
@@ -120,15 +135,15 @@ class TritonVoiceClone:
         if status in _UNAVAILABLE:
             return ServiceUnavailable(
                 f"the voice-cloning service is not available: Triton at {self.url} is not reachable or its "
-                f"{self.model_name} model is not ready ({message}); {START_HINT}"
+                f"{model} model is not ready ({message}); {START_HINT}"
             )
         if status == "StatusCode.DEADLINE_EXCEEDED":
             return UpstreamTimeout(
-                f"{self.model_name} did not finish within {self.timeout_s:g} s "
+                f"{model} did not finish within {self.timeout_s:g} s "
                 "(raise GSV_REQUEST_TIMEOUT_S or --timeout for long texts)"
             )
         log.error("triton failure", extra={"fields": {"status": status, "triton_message": message}})
-        return UpstreamFailure(f"{self.model_name} failed inside Triton ({status.removeprefix('StatusCode.')})")
+        return UpstreamFailure(f"{model} failed inside Triton ({status.removeprefix('StatusCode.')})")
 
     # -- health ---------------------------------------------------------------------------------------------
     async def health(self) -> TritonHealth:

@@ -8,6 +8,7 @@ gateway only adds the status codes HTTP clients expect (413 too large, 415 not a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,15 +38,17 @@ class CloneFields:
 
     text: str
     text_language: str
-    prompt_text: str
-    prompt_language: str
-    reference_audio: bytes
+    prompt_text: str | None
+    prompt_language: str | None
+    reference_audio: bytes | None
     cut_punc: str | None = None
     top_k: int | None = None
     top_p: float | None = None
     temperature: float | None = None
     speed: float | None = None
     seed: int | None = None
+    # A stored voice's features (gateway.voices.FEATURES); then the three reference fields above are None.
+    voice: Mapping[str, np.ndarray] | None = None
 
 
 def check_reference(data: bytes, limits: Limits, field: str = "audio") -> float:
@@ -65,13 +68,15 @@ def _bytes(value: str | bytes) -> np.ndarray:
 
 def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, np.ndarray]:
     """The voice_clone input tensors of ``fields`` (optional inputs only when given or configured)."""
-    tensors = {
-        "text": _bytes(fields.text),
-        "text_language": _bytes(fields.text_language),
-        "prompt_text": _bytes(fields.prompt_text),
-        "prompt_language": _bytes(fields.prompt_language),
-        REFERENCE_INPUT: _bytes(fields.reference_audio),
-    }
+    tensors = {"text": _bytes(fields.text), "text_language": _bytes(fields.text_language)}
+    if fields.voice is not None:
+        tensors.update(fields.voice)
+    else:
+        for name in ("prompt_text", "prompt_language", REFERENCE_INPUT):
+            value = getattr(fields, name)
+            if value is None:
+                raise InputError(name, "is required")
+            tensors[name] = _bytes(value)
     cut_punc = fields.cut_punc if fields.cut_punc is not None else settings.default_cut_punc
     if cut_punc is not None:
         tensors["cut_punc"] = _bytes(cut_punc)
@@ -94,12 +99,15 @@ def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, n
 
 
 def check_tensors(tensors: dict[str, np.ndarray], limits: Limits, reference_field: str) -> float:
-    """Run voice_clone's request rules and the reference rules on ``tensors``; returns the reference seconds.
+    """Run voice_clone's request rules and the reference rules on ``tensors``; returns the reference seconds
+    (0 for a stored voice).
 
     CPU work (the decode): call it from a worker thread, not the event loop.
     """
     # The reference goes first: an oversized upload is refused before anything else looks at it.
-    seconds = check_reference(bytes(tensors[REFERENCE_INPUT][0]), limits, reference_field)
+    seconds = 0.0
+    if REFERENCE_INPUT in tensors:
+        seconds = check_reference(bytes(tensors[REFERENCE_INPUT][0]), limits, reference_field)
     try:
         # The seed is only validated here; Triton draws its own when the request has none.
         parse_request(tensors, limits=limits, draw_seed=lambda: 0)

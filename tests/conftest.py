@@ -1,7 +1,8 @@
 """Session fixtures shared by every test that needs exported models or a running tritonserver.
 
 * ``tiny_checkpoints``: tiny random demo checkpoints in upstream format (``gsv-triton demo-checkpoints``);
-* ``tiny_model_repository``: those exported (``gsv-triton export``) plus the Triton configs installed;
+* ``tiny_model_repository``: those exported (``gsv-triton export``) plus the Triton configs installed
+  (the core models and the extra ones, ``voice_encode``);
 * ``triton_server``: a real tritonserver on free ports serving that repository, log captured to a file,
   stopped at the end of the session (:class:`TritonEndpoints`);
 * ``reference_audio``: a factory of small, valid reference clips (encoded WAV bytes).
@@ -66,6 +67,7 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoints exported into a complete Triton model repository (CPU target)."""
     from gsv_export.triton_repository import install_triton_models
+    from gsv_triton.serving.extra_models import install_extra_models
 
     repo = tmp_path_factory.mktemp("tiny_repository")
     ckpt = tiny_checkpoints
@@ -75,6 +77,7 @@ def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempP
         "--out", str(repo),
     )  # fmt: skip
     install_triton_models(repo)  # idempotent: also fine once `export` installs the configs itself
+    install_extra_models(repo)  # voice_encode (the voice library), until install_triton_models lists it
     return repo
 
 

@@ -56,9 +56,11 @@ def start_gateway(
         sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc_url,
         "--host", LOOPBACK, "--port", str(port), *(args or []),
     ]  # fmt: skip
+    # Stored voices go to the test's own directory unless the caller names one (never the user's data dir).
+    env = {"GSV_VOICE_DIR": str(workdir / "voices"), **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
         )
     gateway = GatewayProcess(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

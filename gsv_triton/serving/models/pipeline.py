@@ -35,7 +35,7 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.t2s_loop import BERT_DIM
 from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
 
-from .request import VoiceCloneRequest
+from .request import VoiceCloneRequest, VoiceEncodeRequest
 
 MANIFEST = "gsv_manifest.json"
 BERT_VOCAB = Path("bert") / "1" / "vocab.txt"
@@ -212,7 +212,7 @@ class VoiceClonePipeline:
     def synthesize(self, request: VoiceCloneRequest) -> Synthesis:
         pieces = self.split(request)
         prompt, rows = self.text_rows(request, pieces)
-        reference = self.reference(request.reference_audio)
+        reference = self.request_reference(request)
         tokens = self.generate(prompt, rows, reference, request)
         audio = self.decode(rows, tokens, reference, request)
         return Synthesis(
@@ -231,7 +231,10 @@ class VoiceClonePipeline:
     def text_rows(self, request: VoiceCloneRequest, pieces: Sequence[str]) -> tuple[TextRow, list[TextRow]]:
         """(prompt row, one row per piece) with BERT features, all zh segments in one BERT batch."""
         prompt_key = (request.prompt_text, request.prompt_language)
-        prompt = self.prompts.get(prompt_key)
+        if request.prompt_phone_ids is not None and request.prompt_bert is not None:
+            prompt = TextRow(request.prompt_phone_ids, request.prompt_bert)  # a stored voice
+        else:
+            prompt = self.prompts.get(prompt_key)
         texts = [(p, request.text_language, "text") for p in pieces]
         if prompt is None:
             texts.insert(0, (request.prompt_text, request.prompt_language, "prompt_text"))
@@ -277,6 +280,24 @@ class VoiceClonePipeline:
         return out
 
     # -- 3: reference --------------------------------------------------------------------------------
+    def request_reference(self, request: VoiceCloneRequest) -> Reference:
+        """The request's stored-voice features when it carries them, else those of its reference clip."""
+        if request.prompt_codes is not None and request.ge is not None:
+            return Reference(prompt_codes=request.prompt_codes, ge=request.ge.reshape(1, -1, 1))
+        return self.reference(request.reference_audio)
+
+    def encode_voice(self, request: VoiceEncodeRequest) -> tuple[TextRow, Reference]:
+        """The reference side of a voice, computed once for a voice library: (prompt row, reference).
+
+        The same calls and caches as :meth:`synthesize`, so a request that sends these features back gives
+        exactly the audio of the same request with the clip and transcript."""
+        text_only = VoiceCloneRequest(
+            text="", text_language=request.prompt_language, prompt_text=request.prompt_text,
+            prompt_language=request.prompt_language, reference_audio=b"",
+        )  # fmt: skip
+        prompt, _ = self.text_rows(text_only, [])
+        return prompt, self.reference(request.reference_audio)
+
     def reference(self, audio: bytes) -> Reference:
         """Prompt codes and ge of a reference clip (cached by content)."""
         key = hashlib.sha256(audio).hexdigest()

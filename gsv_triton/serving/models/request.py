@@ -18,7 +18,13 @@ from gsv_triton.settings import Limits, SamplingDefaults
 from gsv_triton.text.languages import normalize_code
 from gsv_triton.text.splitting import SPLITS
 
-REQUIRED_STRINGS = ("text", "text_language", "prompt_text", "prompt_language")
+REQUIRED_STRINGS = ("text", "text_language")
+PROMPT_STRINGS = ("prompt_text", "prompt_language")
+# A stored voice (POST /v1/voices) replaces the reference side: prompt phones + BERT replace prompt_text and
+# prompt_language, prompt codes + ge replace reference_audio (``voice_encode`` computes all four).
+PROMPT_FEATURES = ("prompt_phone_ids", "prompt_bert")
+REFERENCE_FEATURES = ("prompt_codes", "ge")
+BERT_DIM = 1024
 # Speed scales the latent length (frames = int(2T / speed) + 1): outside this range the audio is either
 # unintelligible or a few tokens expand to minutes. Upstream's webui slider spans 0.6-1.65.
 MIN_SPEED = 0.25
@@ -46,6 +52,20 @@ class VoiceCloneRequest:
     cut_punc: str = ""
     max_new_tokens: int = SamplingDefaults.max_new_tokens
     ignore_eos: bool = False
+    # A stored voice's features (all None on the upload path; then prompt_text and reference_audio are used).
+    prompt_phone_ids: np.ndarray | None = None  # int64 [P]
+    prompt_bert: np.ndarray | None = None  # float32 [1024, P]
+    prompt_codes: np.ndarray | None = None  # int64 [Ty]
+    ge: np.ndarray | None = None  # float32 [gin]
+
+
+@dataclass(frozen=True)
+class VoiceEncodeRequest:
+    """One ``voice_encode`` request: a reference clip with its transcript, validated like voice_clone's."""
+
+    prompt_text: str
+    prompt_language: str
+    reference_audio: bytes
 
 
 def _one(inputs: Mapping[str, np.ndarray], name: str):
@@ -105,8 +125,10 @@ def parse_request(
     disables punctuation splitting). Without ``seed`` a random one is drawn (upstream is unseeded).
     """
     limits = limits or Limits()
+    prompt_features = _voice_features(inputs, PROMPT_FEATURES)
+    reference_features = _voice_features(inputs, REFERENCE_FEATURES)
     strings = {}
-    for name in REQUIRED_STRINGS:
+    for name in REQUIRED_STRINGS + (() if prompt_features else PROMPT_STRINGS):
         value = _string(inputs, name)
         if value is None:
             raise InputError(name, "is required")
@@ -115,23 +137,28 @@ def parse_request(
         raise InputError("text", "is empty")
     if len(strings["text"]) > limits.max_text_chars:
         raise InputError("text", f"is longer than {limits.max_text_chars} characters", status=413)
-    if not strings["prompt_text"].strip():
-        raise InputError("prompt_text", "is empty (the transcript of the reference audio is required)")
-    if len(strings["prompt_text"]) > limits.max_text_chars:
-        raise InputError("prompt_text", f"is longer than {limits.max_text_chars} characters", status=413)
-    languages = {}
-    for name in ("text_language", "prompt_language"):
-        try:
-            languages[name] = normalize_code(strings[name], symbol_version)
-        except InputError as exc:
-            raise InputError(name, exc.message, exc.status) from None
+    languages = {"text_language": _language(strings["text_language"], "text_language", symbol_version)}
+    prompt_text, prompt_language = "", ""
+    if prompt_features:
+        phones, bert = prompt_features
+        phones = phones.astype(np.int64).ravel()
+        bert = np.asarray(bert, dtype=np.float32)
+        if phones.size == 0 or bert.shape != (BERT_DIM, phones.size):
+            raise InputError("prompt_bert", f"must be [{BERT_DIM}, {phones.size}], got {list(bert.shape)}")
+        prompt_features = (phones, bert)
+    else:
+        prompt_text, prompt_language = _prompt(strings, symbol_version, limits)
 
-    audio = _one(inputs, "reference_audio")
-    if audio is None:
-        raise InputError("reference_audio", "is required")
-    audio = audio.encode("latin-1") if isinstance(audio, str) else bytes(audio)
-    if not audio:
-        raise InputError("reference_audio", "is empty (0 bytes)")
+    if reference_features:
+        codes, ge = reference_features
+        codes = codes.astype(np.int64).ravel()
+        ge = np.asarray(ge, dtype=np.float32).ravel()
+        if codes.size == 0 or ge.size == 0:
+            raise InputError("prompt_codes", "and ge must not be empty")
+        reference_features = (codes, ge)
+        audio = b""
+    else:
+        audio = _reference_audio(inputs)
 
     top_k = _integer(inputs, "top_k", SamplingDefaults.top_k)
     if top_k < 1:
@@ -159,8 +186,8 @@ def parse_request(
     return VoiceCloneRequest(
         text=strings["text"],
         text_language=languages["text_language"],
-        prompt_text=prompt_with_end_mark(strings["prompt_text"], strings["prompt_language"]),
-        prompt_language=languages["prompt_language"],
+        prompt_text=prompt_text,
+        prompt_language=prompt_language,
         reference_audio=audio,
         top_k=top_k,
         top_p=top_p,
@@ -171,4 +198,61 @@ def parse_request(
         cut_punc=default_cut_punc if cut_punc is None else cut_punc,
         max_new_tokens=max_new_tokens,
         ignore_eos=bool(ignore_eos) if ignore_eos is not None else False,
+        prompt_phone_ids=prompt_features[0] if prompt_features else None,
+        prompt_bert=prompt_features[1] if prompt_features else None,
+        prompt_codes=reference_features[0] if reference_features else None,
+        ge=reference_features[1] if reference_features else None,
     )
+
+
+def parse_voice_request(
+    inputs: Mapping[str, np.ndarray], symbol_version: str = "v2", limits: Limits | None = None
+) -> VoiceEncodeRequest:
+    """Validate the inputs of ``voice_encode`` (reference_audio, prompt_text, prompt_language)."""
+    limits = limits or Limits()
+    strings = {}
+    for name in PROMPT_STRINGS:
+        value = _string(inputs, name)
+        if value is None:
+            raise InputError(name, "is required")
+        strings[name] = value
+    prompt_text, prompt_language = _prompt(strings, symbol_version, limits)
+    return VoiceEncodeRequest(prompt_text, prompt_language, _reference_audio(inputs))
+
+
+def _language(value: str, name: str, symbol_version: str) -> str:
+    try:
+        return normalize_code(value, symbol_version)
+    except InputError as exc:
+        raise InputError(name, exc.message, exc.status) from None
+
+
+def _prompt(strings: Mapping[str, str], symbol_version: str, limits: Limits) -> tuple[str, str]:
+    """(prompt text with api.py's end mark, normalised prompt language)."""
+    if not strings["prompt_text"].strip():
+        raise InputError("prompt_text", "is empty (the transcript of the reference audio is required)")
+    if len(strings["prompt_text"]) > limits.max_text_chars:
+        raise InputError("prompt_text", f"is longer than {limits.max_text_chars} characters", status=413)
+    language = _language(strings["prompt_language"], "prompt_language", symbol_version)
+    return prompt_with_end_mark(strings["prompt_text"], strings["prompt_language"]), language
+
+
+def _reference_audio(inputs: Mapping[str, np.ndarray]) -> bytes:
+    audio = _one(inputs, "reference_audio")
+    if audio is None:
+        raise InputError("reference_audio", "is required")
+    audio = audio.encode("latin-1") if isinstance(audio, str) else bytes(audio)
+    if not audio:
+        raise InputError("reference_audio", "is empty (0 bytes)")
+    return audio
+
+
+def _voice_features(inputs: Mapping[str, np.ndarray], names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both arrays of a feature pair, or None when neither is sent; one without the other is an error."""
+    present = [name for name in names if inputs.get(name) is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        missing = next(name for name in names if name not in present)
+        raise InputError(missing, f"is required together with {present[0]}")
+    return np.asarray(inputs[names[0]]), np.asarray(inputs[names[1]])

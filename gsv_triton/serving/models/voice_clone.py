@@ -29,6 +29,7 @@ INPUTS = (
     "text", "text_language", "prompt_text", "prompt_language", "reference_audio",
     "top_k", "top_p", "temperature", "speed", "seed", "cut_punc",
     "repetition_penalty", "max_new_tokens", "ignore_eos",
+    "prompt_phone_ids", "prompt_bert", "prompt_codes", "ge",
 )  # fmt: skip
 
 
