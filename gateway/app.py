@@ -9,10 +9,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
+from .auth import ApiKeyMiddleware
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics
 from .middleware import RequestContextMiddleware
 from .references import ReferenceStore, load_default_reference
+from .routes_openai import router as openai_router
 from .routes_ops import router as ops_router
 from .routes_upstream import router as upstream_router
 from .routes_voice_clone import router as voice_clone_router
@@ -62,10 +64,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    routers = (voice_clone_router, voices_router, upstream_router, ops_router)
+    routers = (voice_clone_router, voices_router, openai_router, upstream_router, ops_router)
     for router in routers:
         app.include_router(router)
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
+    # Added first, so it runs inside RequestContextMiddleware: a 401 still gets its request id, log line and metrics.
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, max_body_bytes=max_body_bytes(settings), route_paths=route_paths
     )

@@ -110,3 +110,38 @@ class VoiceResponse(BaseModel):
 
 class VoiceList(BaseModel):
     voices: list[VoiceResponse]
+
+
+class SpeechVoice(BaseModel):
+    """OpenAI's custom-voice object: ``{"id": "voice_..."}``."""
+
+    id: str
+
+
+class SpeechRequest(BaseModel):
+    """``POST /v1/audio/speech``: OpenAI's request body (unknown keys such as ``stream_format`` are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(description="gpt-sovits, or OpenAI's tts-1 / tts-1-hd / gpt-4o-mini-tts (all the same model)")
+    input: str = Field(description="the text to speak")
+    voice: str | SpeechVoice = Field(description="a stored voice: its id, its name, or {\"id\": ...}")
+    response_format: str | None = Field(None, description="mp3 (default, as OpenAI), opus, flac, wav, pcm")
+    speed: float | None = Field(None, description="0.25 - 4.0, default 1.0")
+    instructions: str | None = Field(None, description="accepted and ignored (GPT-SoVITS takes no style prompt)")
+    # Extensions of this gateway.
+    language: str = Field("auto", description="language of `input` (api.py's codes; default auto)")
+    sample_rate: int | None = Field(None, description="output rate in Hz (default 32000; pcm: 24000, as OpenAI)")
+    seed: int | None = Field(None, description="sampling seed; the same request and seed give the same audio")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "gsv-triton"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -112,7 +112,8 @@ def serve(settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) ->
     server = GatewayServer(settings, host, port)
     print(
         f"gsv-triton gateway: listening on {server.url} (Triton gRPC {settings.triton_url}); "
-        "POST /v1/voice-clone, api.py routes /, /change_refer; /health, /metrics, /docs; Ctrl-C to stop",
+        "POST /v1/voice-clone, /v1/voices, /v1/audio/speech, api.py routes /, /change_refer; /health, /metrics, "
+        "/docs; Ctrl-C to stop",
         flush=True,
     )
     return run_foreground(server)
