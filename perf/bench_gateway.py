@@ -71,13 +71,14 @@ def percentile(values: list[float], q: float) -> float:
 class Gateway:
     """``python -m gsv_gateway`` on a free port, stopped with SIGTERM."""
 
-    def __init__(self, triton_grpc: str, max_new_tokens: int, log_path: Path) -> None:
+    def __init__(self, triton_grpc: str, max_new_tokens: int, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "wb")
         command = [sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc, "--host", "127.0.0.1",
                    "--port", str(self.port), "--max-new-tokens", str(max_new_tokens), "--log-level", "WARNING"]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(env or {})})  # fmt: skip
         deadline = time.monotonic() + GATEWAY_START_S
         while True:
             if self.process.poll() is not None:

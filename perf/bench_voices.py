@@ -1,0 +1,123 @@
+"""Voice library: latency of the same seeded request with ``voice_id`` vs with an uploaded reference.
+
+Three paths through one gateway process, alternating request by request (drift on a shared host hits all
+alike):
+
+* ``voice_id``: a stored voice (POST /v1/voices once); Triton skips the prompt frontend, ssl, vq_encode and
+  ref_encoder, and the upload is not sent at all;
+* ``upload, same clip``: the clip every time; voice_clone's reference cache (SHA-256 of the bytes) hits after
+  the first request, so this path pays the upload, its checks and the prompt-cache lookups only;
+* ``upload, new clip``: a different clip every time (a cache miss: ssl + vq_encode + ref_encoder run), which
+  is what a client that re-uploads its voice to several servers or after a restart pays.
+
+    .venv/bin/python perf/bench_voices.py --model-repository artifacts/repository-tiny [--requests 60]
+    .venv/bin/python perf/bench_voices.py --triton-grpc 127.0.0.1:8001
+
+``--model-repository`` installs the ``voice_encode`` model into that repository first (idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile as sf
+from bench_gateway import PROMPT, READY_TIMEOUT_S, REFERENCE_RATE, REFERENCE_SECONDS, SEED, TEXT, TIMEOUT_S, Gateway
+
+from gsv_triton.serving import TritonServer, free_port
+from gsv_triton.serving.extra_models import install_extra_models
+
+WARMUP = 3
+PATHS = ("voice_id", "upload, same clip", "upload, new clip")
+
+
+def clip(seed: int, seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RATE) -> bytes:
+    """A voiced-sounding clip, different per seed (so each one misses Triton's reference cache)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * (140 + seed % 60) * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    buffer = io.BytesIO()
+    sf.write(buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def run(url: str, requests: int) -> dict[str, list[float]]:
+    http = httpx.Client(timeout=TIMEOUT_S)
+    same = clip(0)
+    created = http.post(f"{url}/v1/voices", data={"prompt_text": PROMPT, "prompt_language": "zh"},
+                        files={"audio": ("ref.wav", same)})  # fmt: skip
+    created.raise_for_status()
+    voice_id = created.json()["id"]
+    form = {"text": TEXT, "text_language": "zh", "seed": str(SEED)}
+    upload = {**form, "prompt_text": PROMPT, "prompt_language": "zh"}
+    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    for i in range(requests + WARMUP):
+        order = PATHS[i % 3 :] + PATHS[: i % 3]
+        for path in order:
+            start = time.perf_counter()
+            if path == "voice_id":
+                response = http.post(f"{url}/v1/voice-clone", data={**form, "voice_id": voice_id})
+            else:
+                audio = same if path == "upload, same clip" else clip(1000 + i)
+                response = http.post(f"{url}/v1/voice-clone", data=upload, files={"audio": ("ref.wav", audio)})
+            response.raise_for_status()
+            if i >= WARMUP:
+                times[path].append(time.perf_counter() - start)
+    http.delete(f"{url}/v1/voices/{voice_id}")
+    http.close()
+    return times
+
+
+def report(times: dict[str, list[float]]) -> str:
+    lines = [
+        f"Voice library, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()} ({os.cpu_count()} cores), "
+        f"load average {os.getloadavg()[0]:.1f}; same text and seed on every path",
+        "",
+        "| path | requests | p50 ms | p99 ms | mean ms |",
+        "|---|---|---|---|---|",
+    ]
+    for path, values in times.items():
+        ms = np.asarray(values) * 1000
+        lines.append(f"| {path} | {ms.size} | {np.median(ms):.1f} | {np.percentile(ms, 99):.1f} | {statistics.mean(ms):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
+    source.add_argument("--triton-grpc", help="use a running tritonserver (gRPC host:port) that serves voice_encode")
+    parser.add_argument("--requests", type=int, default=60, help="measured requests per path (default 60)")
+    parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_voices_"))
+    server = None
+    triton_grpc = args.triton_grpc
+    if args.model_repository:
+        install_extra_models(Path(args.model_repository))
+        server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
+                                      log_path=workdir / "tritonserver.log")  # fmt: skip
+        server.wait_ready(READY_TIMEOUT_S)
+        triton_grpc = server.grpc_endpoint
+    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")})
+    try:
+        times = run(gateway.url, args.requests)
+    finally:
+        gateway.stop()
+        if server is not None:
+            server.stop()
+    print(report(times))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
