@@ -44,11 +44,13 @@ INPUT_DATATYPES = {
     "prompt_bert": "FP32",
     "prompt_codes": "INT64",
     "ge": "FP32",
+    "source_audio": "BYTES",  # voice_convert
 }
 OUTPUTS = ("audio", "sample_rate", "used_seed")
 ENCODE_MODEL = "voice_encode"
 ENCODE_INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
+CONVERT_MODEL = "voice_convert"
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
@@ -97,13 +99,20 @@ class TritonVoiceClone:
     # -- inference ------------------------------------------------------------------------------------------
     async def synthesize(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
         """Run voice_clone on ``tensors`` ({input name: array of shape [1]}, validated by the caller)."""
-        result = await self._infer(self.model_name, tensors, request_id)
+        return self._synthesis(await self._infer(self.model_name, tensors, request_id))
+
+    @staticmethod
+    def _synthesis(result) -> Synthesis:
         used_seed = result.as_numpy("used_seed")
         return Synthesis(
             audio=result.as_numpy("audio"),
             sample_rate=int(result.as_numpy("sample_rate")[0]),
             seed=int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0,
         )
+
+    async def convert(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
+        """Run voice_convert on ``tensors`` (source_audio, text, text_language, reference_audio or ge, ...)."""
+        return self._synthesis(await self._infer(CONVERT_MODEL, tensors, request_id))
 
     async def encode_voice(self, tensors: Mapping[str, np.ndarray], request_id: str) -> dict[str, np.ndarray]:
         """Run voice_encode on ``tensors`` (reference_audio, prompt_text, prompt_language): the voice features."""

@@ -29,13 +29,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gsv_triton.audio import join_segments, prepare_reference
+from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.t2s_loop import BERT_DIM
 from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
 
-from .request import VoiceCloneRequest, VoiceEncodeRequest
+from .request import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
 
 MANIFEST = "gsv_manifest.json"
 BERT_VOCAB = Path("bert") / "1" / "vocab.txt"
@@ -316,6 +316,34 @@ class VoiceClonePipeline:
             raise InputError("reference_audio", "is too short to give any prompt token")
         self.references.put(key, reference)
         return reference
+
+    # -- voice conversion ----------------------------------------------------------------------------
+    def convert(self, request: VoiceConvertRequest) -> np.ndarray:
+        """The source clip's content in the target's voice: the source's own semantic codes (ssl ->
+        vq_encode, instead of the GPT's) decoded by SoVITS with the transcript's phones and the target's ge.
+
+        The source goes through the reference path (its rules, 3-10 s, and its cache); only its codes are used.
+        """
+        try:
+            source = self.reference(request.source_audio)
+        except InputError as exc:
+            raise _renamed(exc, {"reference_audio": "source_audio"}) from None
+        if request.ge is not None:
+            target_ge = request.ge.reshape(1, -1, 1)
+        else:
+            target_ge = self.reference(request.reference_audio).ge
+        try:
+            feats = get_phones_and_bert_inputs(request.text, request.text_language, self.config.symbol_version,
+                                               None, self.limits)  # fmt: skip
+        except InputError as exc:
+            raise _renamed(exc, {"language": "text_language"}) from None
+        row = TextRow(np.asarray(feats.phone_ids, dtype=np.int64), np.zeros((BERT_DIM, 0), np.float32))
+        clone = VoiceCloneRequest(text=request.text, text_language=request.text_language, prompt_text="",
+                                  prompt_language="", reference_audio=b"", speed=request.speed, seed=request.seed)  # fmt: skip
+        target = Reference(prompt_codes=source.prompt_codes, ge=target_ge)
+        inputs = self.decode_inputs(row, source.prompt_codes, target, clone, 0)
+        audio = self.backend.infer("sovits_decode", inputs, ["audio"])["audio"]
+        return normalize_segment(np.ravel(audio))
 
     # -- 4: semantic tokens --------------------------------------------------------------------------
     def t2s_inputs(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,

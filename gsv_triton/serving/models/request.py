@@ -256,3 +256,54 @@ def _voice_features(inputs: Mapping[str, np.ndarray], names: tuple[str, str]) ->
         missing = next(name for name in names if name not in present)
         raise InputError(missing, f"is required together with {present[0]}")
     return np.asarray(inputs[names[0]]), np.asarray(inputs[names[1]])
+
+
+@dataclass(frozen=True)
+class VoiceConvertRequest:
+    """One ``voice_convert`` request: the source clip with its transcript, and the target voice (a clip or ge)."""
+
+    source_audio: bytes
+    text: str
+    text_language: str
+    reference_audio: bytes  # the target's clip (empty when ``ge`` is given)
+    ge: np.ndarray | None = None  # the target's stored timbre vector, float32 [gin]
+    speed: float = SamplingDefaults.speed
+    seed: int = 0
+
+
+def parse_convert_request(
+    inputs: Mapping[str, np.ndarray],
+    symbol_version: str = "v2",
+    limits: Limits | None = None,
+    draw_seed: Callable[[], int] = lambda: secrets.randbits(63),
+) -> VoiceConvertRequest:
+    """Validate the inputs of ``voice_convert``: source_audio, text, text_language, and reference_audio or ge."""
+    limits = limits or Limits()
+    strings = {}
+    for name in REQUIRED_STRINGS:
+        value = _string(inputs, name)
+        if value is None:
+            raise InputError(name, "is required (the transcript of source_audio)" if name == "text" else "is required")
+        strings[name] = value
+    if not strings["text"].strip():
+        raise InputError("text", "is empty (the transcript of source_audio is required)")
+    if len(strings["text"]) > limits.max_text_chars:
+        raise InputError("text", f"is longer than {limits.max_text_chars} characters", status=413)
+    language = _language(strings["text_language"], "text_language", symbol_version)
+    source = _one(inputs, "source_audio")
+    if source is None or not bytes(source):
+        raise InputError("source_audio", "is required" if source is None else "is empty (0 bytes)")
+    ge = inputs.get("ge")
+    if ge is not None:
+        ge = np.asarray(ge, dtype=np.float32).ravel()
+        if ge.size == 0:
+            raise InputError("ge", "must not be empty")
+        reference = b""
+    else:
+        reference = _reference_audio(inputs)
+    speed = _number(inputs, "speed", SamplingDefaults.speed)
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
+    seed_value = _one(inputs, "seed")
+    seed = (int(seed_value) if seed_value is not None else int(draw_seed())) & SEED_MASK
+    return VoiceConvertRequest(bytes(source), strings["text"], language, reference, ge, speed, seed)
