@@ -286,7 +286,7 @@ def start_server(repo: Path, log_dir: Path):
     server.start(repo, free_port(), free_port(), free_port(), log_path=log_dir / "tritonserver.log")
     try:
         waited = server.wait_ready(READY_TIMEOUT_S)
-    except Exception:
+    except BaseException:  # Ctrl-C while loading must not leave the server behind
         server.kill()
         raise
     print(
