@@ -17,6 +17,7 @@ from .references import ReferenceStore, load_default_reference
 from .routes_convert import router as convert_router
 from .routes_openai import router as openai_router
 from .routes_ops import router as ops_router
+from .routes_stream import router as stream_router
 from .routes_upstream import router as upstream_router
 from .routes_voice_clone import router as voice_clone_router
 from .routes_voices import router as voices_router
@@ -65,7 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    routers = (voice_clone_router, voices_router, convert_router, openai_router, upstream_router, ops_router)
+    routers = (voice_clone_router, stream_router, voices_router, convert_router, openai_router, upstream_router, ops_router)
     for router in routers:
         app.include_router(router)
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))

@@ -64,6 +64,30 @@ def _response_json(encoded: EncodedAudio, text: str, started: float, seed: int) 
     ))  # fmt: skip
 
 
+async def clone_fields(
+    service: VoiceCloneService, voices: VoiceStore, text: str, text_language: str, audio: UploadFile | None,
+    prompt_text: str | None, prompt_language: str | None, voice_id: str | None,
+) -> CloneFields:  # fmt: skip
+    """The request's voice, from ``voice_id`` (a stored voice) or from the upload and its transcript."""
+    if voice_id is not None:
+        given = (audio, prompt_text, prompt_language)
+        sent = [name for name, value in zip(REFERENCE_FIELDS, given, strict=True) if value is not None]
+        if sent:
+            raise InputError("voice_id", f"send either voice_id or audio + prompt_text + prompt_language, not both "
+                                         f"(got {', '.join(sent)} too)")  # fmt: skip
+        voice = await load_voice(voices, voice_id)
+        return CloneFields(text, text_language, None, None, None, voice=voice.features)
+    if audio is None:
+        raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
+    for name, value in (("prompt_text", prompt_text), ("prompt_language", prompt_language)):
+        if value is None:
+            raise InputError(name, "is required (with audio)", 422)
+    limit = service.limits.max_upload_bytes
+    if audio.size is not None and audio.size > limit:  # refuse before reading a spooled file into memory
+        raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
+    return CloneFields(text, text_language, prompt_text, prompt_language, await audio.read())
+
+
 @router.post("/v1/voice-clone", response_model=VoiceCloneResponse, responses=ERRORS)
 async def voice_clone(
     request: Request,
@@ -106,23 +130,7 @@ async def voice_clone(
 ) -> Response:
     started = getattr(request.state, "started", time.perf_counter())
     fmt, _ = check_output(response_format, sample_rate, OUTPUT_SAMPLE_RATE)
-    if voice_id is not None:
-        sent = [name for name, value in zip(REFERENCE_FIELDS, (audio, prompt_text, prompt_language), strict=True) if value is not None]
-        if sent:
-            raise InputError("voice_id", f"send either voice_id or audio + prompt_text + prompt_language, not both "
-                                         f"(got {', '.join(sent)} too)")  # fmt: skip
-        voice = await load_voice(voices, voice_id)
-        fields = CloneFields(text, text_language, None, None, None, voice=voice.features)
-    else:
-        if audio is None:
-            raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
-        for name, value in (("prompt_text", prompt_text), ("prompt_language", prompt_language)):
-            if value is None:
-                raise InputError(name, "is required (with audio)", 422)
-        limit = service.limits.max_upload_bytes
-        if audio.size is not None and audio.size > limit:  # refuse before reading a spooled file into memory
-            raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
-        fields = CloneFields(text, text_language, prompt_text, prompt_language, await audio.read())
+    fields = await clone_fields(service, voices, text, text_language, audio, prompt_text, prompt_language, voice_id)
     fields = dataclasses.replace(fields, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
                                  speed=speed, seed=seed)  # fmt: skip
     result = await service.synthesize(fields, request_id_of(request), reference_field="audio")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from gsv_triton.errors import InputError
 from .metrics import GatewayMetrics
 from .offload import INLINE_MAX_SAMPLES, run_cpu, small_wav
 from .settings import GatewaySettings
-from .triton import Synthesis, TritonVoiceClone
+from .triton import StreamPiece, Synthesis, TritonVoiceClone
 from .validation import REFERENCE_INPUT, CloneFields, build_tensors, check_reference, check_tensors
 
 # api.py's default sample type (-st int16) and the seed contract's "16-bit PCM WAV file".
@@ -45,6 +45,20 @@ class VoiceCloneService:
             raise InputError(reference_field, exc.message, exc.status) from None
         self.metrics.add_audio(result.duration_s)
         return result
+
+    async def stream(self, fields: CloneFields, request_id: str) -> AsyncIterator[StreamPiece]:
+        """Check ``fields`` like :meth:`synthesize`, then voice_clone_stream's pieces as they come."""
+        tensors = build_tensors(fields, self.settings)
+        reference = fields.reference_audio
+        await run_cpu(reference is None or small_wav(reference), check_tensors, tensors, self.limits, "audio")
+        try:
+            async for piece in self.triton.stream(tensors, request_id):
+                self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
+                yield piece
+        except InputError as exc:
+            if exc.field != REFERENCE_INPUT:
+                raise
+            raise InputError("audio", exc.message, exc.status) from None
 
     async def encode_voice(self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str,
                            reference_field: str = "audio") -> dict[str, np.ndarray]:  # fmt: skip

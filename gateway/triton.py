@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,12 +51,28 @@ ENCODE_MODEL = "voice_encode"
 ENCODE_INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
 CONVERT_MODEL = "voice_convert"
+STREAM_MODEL = "voice_clone_stream"
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
 _FIELD_MESSAGE = re.compile(r"\b(" + "|".join(INPUT_DATATYPES) + r"|ignore_eos|repetition_penalty): (.+)", re.S)
 
 log = logging.getLogger("gsv_gateway.triton")
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """One response of voice_clone_stream: a sentence piece followed by its silence."""
+
+    audio: np.ndarray  # float32 [N]
+    index: int
+    pieces: int
+    sample_rate: int
+    seed: int
+
+    @property
+    def last(self) -> bool:
+        return self.index + 1 >= self.pieces
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,49 @@ class TritonVoiceClone:
         """Run voice_convert on ``tensors`` (source_audio, text, text_language, reference_audio or ge, ...)."""
         return self._synthesis(await self._infer(CONVERT_MODEL, tensors, request_id))
 
+    async def stream(self, tensors: Mapping[str, np.ndarray], request_id: str) -> AsyncIterator[StreamPiece]:
+        """Run voice_clone_stream (gRPC bidirectional stream): its pieces as they arrive.
+
+        The model names the number of pieces in every response, so the stream ends after the last one
+        (no empty final response is needed). A Triton error raises the same domain errors as :meth:`synthesize`.
+        """
+        from grpc.aio import AioRpcError
+        from tritonclient.utils import InferenceServerException
+
+        request = {"model_name": STREAM_MODEL, "inputs": self._inputs(tensors), "request_id": request_id}
+
+        async def requests():
+            yield request
+
+        responses = self._client.stream_infer(requests(), stream_timeout=self.timeout_s)
+        try:
+            async for result, error in responses:
+                if error is not None:
+                    raise self._stream_error(error.message() or str(error))
+                used_seed = result.as_numpy("used_seed")
+                piece = StreamPiece(
+                    audio=result.as_numpy("audio"),
+                    index=int(result.as_numpy("piece")[0]),
+                    pieces=int(result.as_numpy("pieces")[0]),
+                    sample_rate=int(result.as_numpy("sample_rate")[0]),
+                    seed=int(used_seed.astype(np.int64).view(np.uint64)[0]),
+                )
+                yield piece
+                if piece.last:
+                    return
+        except AioRpcError as exc:
+            raise self._domain_error(InferenceServerException(exc.details(), str(exc.code())), STREAM_MODEL) from None
+        finally:
+            responses.cancel()
+
+    def _stream_error(self, message: str) -> Exception:
+        """A model error sent inside the stream (no gRPC status there): field errors read ``<input>: <rule>``."""
+        match = _FIELD_MESSAGE.search(message)
+        if match and not message.startswith(f"{STREAM_MODEL}:"):
+            return InputError(match.group(1), match.group(2).strip())
+        log.error("triton stream failure", extra={"fields": {"triton_message": message}})
+        return UpstreamFailure(f"{STREAM_MODEL} failed inside Triton")
+
     async def encode_voice(self, tensors: Mapping[str, np.ndarray], request_id: str) -> dict[str, np.ndarray]:
         """Run voice_encode on ``tensors`` (reference_audio, prompt_text, prompt_language): the voice features."""
         result = await self._infer(ENCODE_MODEL, tensors, request_id)
@@ -122,15 +181,20 @@ class TritonVoiceClone:
     async def _infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str):
         from tritonclient.utils import InferenceServerException
 
+        try:
+            return await self._client.infer(
+                model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s
+            )
+        except InferenceServerException as exc:
+            raise self._domain_error(exc, model) from None
+
+    def _inputs(self, tensors: Mapping[str, np.ndarray]) -> list:
         inputs = []
         for name, array in tensors.items():
             tensor = self._infer_input(name, list(array.shape), INPUT_DATATYPES[name])
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
-        try:
-            return await self._client.infer(model, inputs, request_id=request_id, client_timeout=self.timeout_s)
-        except InferenceServerException as exc:
-            raise self._domain_error(exc, model) from None
+        return inputs
 
     def _domain_error(self, exc, model: str | None = None) -> Exception:
         model = model or self.model_name

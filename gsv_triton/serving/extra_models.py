@@ -1,4 +1,4 @@
-"""Install the Triton models added after the core pipeline (``voice_encode``, ``voice_convert``) into an exported repository.
+"""Install the Triton models added after the core pipeline (``voice_encode``, ``voice_convert``, ``voice_clone_stream``) into an exported repository.
 
 ``gsv_export.triton_repository.install_triton_models`` installs the core models from its fixed list; until
 that list names these too, call :func:`install_extra_models` after it (the test fixtures and
@@ -13,7 +13,7 @@ from pathlib import Path
 from gsv_triton.errors import UserError
 from gsv_triton.serving import python_env_parameter
 
-EXTRA_MODELS = ("voice_encode", "voice_convert")
+EXTRA_MODELS = ("voice_encode", "voice_convert", "voice_clone_stream")
 TEMPLATES = Path(__file__).resolve().parents[2] / "model_repository"
 MODEL_VERSION = "1"
 ENV_PLACEHOLDER = "@EXECUTION_ENV@"

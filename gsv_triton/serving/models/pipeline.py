@@ -22,7 +22,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -396,14 +396,32 @@ class VoiceClonePipeline:
     def decode(self, rows: Sequence[TextRow], tokens: Sequence[np.ndarray], reference: Reference,
                request: VoiceCloneRequest) -> list[np.ndarray]:
         """Audio per piece; a piece without tokens contributes no samples (its silence stays)."""
-        audio = []
-        for i, (row, toks) in enumerate(zip(rows, tokens, strict=True)):
-            if len(toks) == 0:
-                audio.append(np.zeros(0, dtype=np.float32))
-                continue
-            out = self.backend.infer("sovits_decode", self.decode_inputs(row, toks, reference, request, i), ["audio"])
-            audio.append(np.ravel(out["audio"]).astype(np.float32, copy=False))
-        return audio
+        return [self.decode_piece(row, toks, reference, request, i)
+                for i, (row, toks) in enumerate(zip(rows, tokens, strict=True))]  # fmt: skip
+
+    def decode_piece(self, row: TextRow, tokens: np.ndarray, reference: Reference, request: VoiceCloneRequest,
+                     index: int) -> np.ndarray:
+        """Audio of piece ``index`` (no samples for a piece without tokens)."""
+        if len(tokens) == 0:
+            return np.zeros(0, dtype=np.float32)
+        out = self.backend.infer("sovits_decode", self.decode_inputs(row, tokens, reference, request, index), ["audio"])
+        return np.ravel(out["audio"]).astype(np.float32, copy=False)
+
+    # -- streaming -----------------------------------------------------------------------------------
+    def synthesize_pieces(self, request: VoiceCloneRequest) -> Iterator[np.ndarray]:
+        """The audio of each sentence piece as soon as it exists: the piece normalised, then its 0.3 s of
+        silence, exactly the part :meth:`synthesize` joins for it. Each piece runs ``t2s`` alone with the
+        random stream of its index; ``t2s`` rows are independent, so the concatenation equals
+        :meth:`synthesize`'s audio (tests/test_stream.py checks it through Triton)."""
+        pieces = self.split(request)
+        prompt, rows = self.text_rows(request, pieces)
+        reference = self.request_reference(request)
+        for i, row in enumerate(rows):
+            result = self.backend.infer("t2s", self.t2s_inputs(prompt, [row], reference, request, first=i),
+                                        ["tokens", "lengths"])  # fmt: skip
+            tokens = np.asarray(result["tokens"][0][: int(result["lengths"][0])], dtype=np.int64)
+            audio = self.decode_piece(row, tokens, reference, request, i)
+            yield join_segments([audio], sample_rate=self.config.sample_rate)
 
 
 _THREADS_PARAMETER = re.compile(r'key:\s*"intra_op_threads",?\s*value:\s*\{\s*string_value:\s*"(\d+)"')

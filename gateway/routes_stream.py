@@ -1,0 +1,111 @@
+"""``POST /v1/voice-clone/stream``: the audio of each sentence piece as soon as Triton has it.
+
+Backed by the decoupled ``voice_clone_stream`` model over one gRPC stream. The same form as
+``/v1/voice-clone``; the body is chunked: ``wav`` (default) is a WAV header whose sizes say "unknown length"
+(0xFFFFFFFF, what streaming players and FFmpeg expect) followed by 16-bit samples, ``pcm`` the bare samples.
+Chunk boundaries are the sentence pieces: every chunk is a whole piece followed by its 0.3 s of silence, so
+nothing is cross-faded and the concatenation equals ``/v1/voice-clone``'s audio for the same seed.
+
+The status line waits for the first piece: a bad input or Triton being down still gets its JSON 4xx/5xx.
+A failure after that can no longer change the status; the connection is then closed without the final chunk,
+which HTTP clients report as an incomplete body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic.json_schema import SkipJsonSchema
+
+from gsv_triton.audio import float_to_int16
+from gsv_triton.errors import InputError
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
+
+from .dependencies import get_service, get_voices
+from .errors import request_id_of
+from .models import ErrorResponse
+from .routes_voice_clone import clone_fields
+from .service import VoiceCloneService
+from .triton import StreamPiece
+from .voices import VoiceStore
+
+router = APIRouter(tags=["voice clone"])
+log = logging.getLogger("gsv_gateway.stream")
+
+STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
+UNKNOWN_SIZE = 0xFFFFFFFF
+BITS = 16
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
+RESPONSES = {
+    200: {"content": {m: {} for m in STREAM_FORMATS.values()}, "description": "chunked audio, one chunk per piece"},
+    **ERRORS,
+}
+
+
+def streaming_wav_header(sample_rate: int, channels: int = 1) -> bytes:
+    """A 44-byte PCM WAV header for a stream of unknown length (RIFF and data sizes 0xFFFFFFFF)."""
+    block = channels * BITS // 8
+    return b"".join((
+        b"RIFF", struct.pack("<I", UNKNOWN_SIZE), b"WAVE",
+        b"fmt ", struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block, block, BITS),
+        b"data", struct.pack("<I", UNKNOWN_SIZE),
+    ))  # fmt: skip
+
+
+def _samples(piece: StreamPiece) -> bytes:
+    return float_to_int16(piece.audio).astype("<i2", copy=False).tobytes()
+
+
+@router.post("/v1/voice-clone/stream", response_class=StreamingResponse, responses=RESPONSES)
+async def voice_clone_stream(
+    request: Request,
+    text: Annotated[str, Form(min_length=1, description="text to speak")],
+    text_language: Annotated[str, Form(min_length=1, description="zh, en, yue, auto, ... (api.py's codes)")],
+    service: Annotated[VoiceCloneService, Depends(get_service)],
+    voices: Annotated[VoiceStore, Depends(get_voices)],
+    audio: Annotated[UploadFile | SkipJsonSchema[None], File(description="reference clip (or voice_id)")] = None,
+    prompt_text: Annotated[str | SkipJsonSchema[None], Form(description="transcript of audio")] = None,
+    prompt_language: Annotated[str | SkipJsonSchema[None], Form(description="its language")] = None,
+    voice_id: Annotated[str | SkipJsonSchema[None], Form(description="a stored voice instead of audio")] = None,
+    cut_punc: Annotated[str | SkipJsonSchema[None], Form(description="split after these marks: the chunks")] = None,
+    top_k: Annotated[int | SkipJsonSchema[None], Form()] = None,
+    top_p: Annotated[float | SkipJsonSchema[None], Form()] = None,
+    temperature: Annotated[float | SkipJsonSchema[None], Form()] = None,
+    speed: Annotated[float | SkipJsonSchema[None], Form()] = None,
+    seed: Annotated[int | SkipJsonSchema[None], Form()] = None,
+    response_format: Annotated[str | SkipJsonSchema[None], Form(description="wav (default) or pcm")] = None,
+    sample_rate: Annotated[int | SkipJsonSchema[None], Form(description="only 32000 (the model's rate)")] = None,
+) -> StreamingResponse:
+    """/v1/voice-clone's synthesis, streamed piece by piece (see the module docstring)."""
+    name = (response_format or "wav").strip().lower()
+    if name not in STREAM_FORMATS:
+        raise InputError("response_format", f"a stream is wav or pcm, got {response_format!r}")
+    if sample_rate is not None and sample_rate != OUTPUT_SAMPLE_RATE:
+        raise InputError("sample_rate", f"a stream is sent at the model's {OUTPUT_SAMPLE_RATE} Hz, got {sample_rate}")
+    fields = await clone_fields(service, voices, text, text_language, audio, prompt_text, prompt_language, voice_id)
+    fields = dataclasses.replace(fields, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
+                                 speed=speed, seed=seed)  # fmt: skip
+    request_id = request_id_of(request)
+    pieces = service.stream(fields, request_id)
+    first = await anext(pieces)  # errors before any audio still get their status and JSON body
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield (streaming_wav_header(first.sample_rate) if name == "wav" else b"") + _samples(first)
+            async for piece in pieces:
+                yield _samples(piece)
+        except Exception:
+            log.exception("stream broken after its first piece", extra={"fields": {"request_id": request_id}})
+            raise  # uvicorn then closes the connection without the final chunk
+        finally:
+            await pieces.aclose()
+
+    headers = {"X-Sample-Rate": str(first.sample_rate), "X-Seed": str(first.seed), "X-Pieces": str(first.pieces),
+               "Cache-Control": "no-store"}  # fmt: skip
+    return StreamingResponse(body(), media_type=STREAM_FORMATS[name], headers=headers)

@@ -1,0 +1,80 @@
+"""The ``voice_clone_stream`` model: ``voice_clone`` as a decoupled model, one response per sentence piece.
+
+Boundaries are the sentence pieces (api.py's ``cut_punc`` split): each response is a complete piece followed
+by its 0.3 s of silence, so the audio needs no overlap or cross-fade and the concatenation equals
+``voice_clone``'s answer. The first piece leaves after its own ``t2s`` and ``sovits_decode``; the text
+frontend, BERT and the reference run once, up front, for the whole request.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from gsv_triton.errors import InputError
+from gsv_triton.serving.ort_model import model_parameters
+from gsv_triton.settings import limits_from_env
+
+from .pipeline import PROMPT_CACHE_SIZE, REFERENCE_CACHE_SIZE, WARMUP_LANGUAGES, VoiceClonePipeline
+from .request import parse_request
+from .triton_io import BlsBackend, BlsError, request_inputs
+from .voice_clone import INPUTS
+
+MODEL = "voice_clone_stream"
+
+
+def _tensors(outputs: dict[str, np.ndarray]) -> list:
+    return [pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in outputs.items()]
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(args["model_config"])
+        repo = Path(args["model_repository"]).resolve().parent
+        self.limits = limits_from_env()
+        self.default_cut_punc = params.get("default_cut_punc", "")
+        self.pipeline = VoiceClonePipeline.from_repository(
+            BlsBackend(), repo, self.limits,
+            reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)),
+            prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)),
+        )  # fmt: skip
+        self.logger = pb_utils.Logger
+        languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
+        self.pipeline.warm_up([x for x in languages if x])
+
+    def execute(self, requests: list) -> None:
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                self._stream(request, sender)
+            except InputError as exc:
+                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error))
+            except BlsError as exc:
+                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{MODEL}: {exc}")))
+            except Exception as exc:  # one bad request must never take the instance down
+                self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
+                message = f"{MODEL}: internal error: {type(exc).__name__}: {exc}"
+                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message)))
+            finally:
+                sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def _stream(self, request, sender) -> None:
+        parsed = parse_request(
+            request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits, self.default_cut_punc
+        )
+        pieces = len(self.pipeline.split(parsed))
+        if pieces == 0:  # (the client ends its stream after the last piece it was told about)
+            raise InputError("text", "has nothing to read aloud")
+        common = {
+            "pieces": np.array([pieces], dtype=np.int32),
+            "sample_rate": np.array([self.pipeline.config.sample_rate], dtype=np.int32),
+            "used_seed": np.array([parsed.seed], dtype=np.uint64).view(np.int64),
+        }
+        for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed)):
+            outputs = {"audio": audio.astype(np.float32), "piece": np.array([index], dtype=np.int32), **common}
+            sender.send(pb_utils.InferenceResponse(output_tensors=_tensors(outputs)))
