@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
 
-from gsv_triton.audio.formats import check_output
+from gsv_triton.audio.formats import MEDIA_TYPES, check_output
 from gsv_triton.errors import InputError
 from gsv_triton.serving.models.request import parse_convert_request
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
@@ -30,7 +30,7 @@ from .voices import VoiceStore, load_voice
 router = APIRouter(tags=["voice conversion"])
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
-RESPONSES = {200: {"content": {"audio/wav": {}}, "description": "the converted audio (response_format)"}, **ERRORS}
+RESPONSES = {200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the converted audio (response_format)"}, **ERRORS}
 # voice_convert's input names -> this route's field names.
 FIELDS = {"reference_audio": "audio"}
 

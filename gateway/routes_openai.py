@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from gsv_triton.audio.formats import check_output
+from gsv_triton.audio.formats import MEDIA_TYPES, check_output
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
@@ -35,7 +35,7 @@ OPENAI_PCM_RATE = 24_000
 # voice_clone's input names -> this request's field names.
 OPENAI_FIELDS = {"text": "input", "text_language": "language"}
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500, 503, 504)}
-SPEECH_RESPONSES = {200: {"content": {"audio/mpeg": {}}, "description": "the audio file (or raw pcm)"}, **ERRORS}
+SPEECH_RESPONSES = {200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"}, **ERRORS}
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from gsv_triton.audio.formats import check_output
+from gsv_triton.audio.formats import MEDIA_TYPES, check_output
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 from gsv_triton.text.languages import normalize_code
@@ -36,13 +36,12 @@ NO_REFERENCE_HINT = (
     "-dr/-dt/-dl to set a default reference)"
 )
 CHANGE_NEEDS_FIELDS = '缺少任意一项以下参数: "path", "text", "language"'
-WAV_MEDIA_TYPE = "audio/wav"
 ERRORS = {
     status: {"model": ErrorResponse}
     for status in (400, 403, 413, 415, 422, 500, 503, 504)
 }
 TTS_RESPONSES = {
-    200: {"content": {WAV_MEDIA_TYPE: {}}, "description": "a 32 kHz 16-bit WAV file (or the response_format asked for)"},
+    200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "a 32 kHz 16-bit WAV file (or the response_format asked for)"},
     **ERRORS,
 }
 

@@ -37,6 +37,7 @@ FORMATS = {
     "mp3": AudioFormat("mp3", "audio/mpeg", "MP3", "MPEG_LAYER_III"),
     "opus": AudioFormat("opus", "audio/ogg", "OGG", "OPUS"),
 }
+MEDIA_TYPES = tuple(f.media_type for f in FORMATS.values())
 # Other names clients use for the same formats.
 ALIASES = {"ogg": "opus", "wave": "wav", "raw": "pcm", "mpeg": "mp3"}
 DEFAULT_FORMAT = "wav"
