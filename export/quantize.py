@@ -1,9 +1,10 @@
-"""``export --quantize int8``: dynamic int8 weights for the T2S graphs (onnxruntime's dynamic quantisation).
+"""``export --quantize int8``: dynamic int8 weights for the T2S decode step (onnxruntime's dynamic quantisation).
 
-Why only T2S: a decode step is bound by reading 305 MB of fp32 weights per token; int8 weights are a quarter of
-that, and onnxruntime fuses each quantised MatMul into one DynamicQuantizeMatMul (about 2x faster per step here).
-The SoVITS decoder is compute-bound convolutions: measured on this machine, onnxruntime's int8 convolutions are
-no faster (QLinearConv) or 2x slower (ConvInteger) than fp32, so it stays fp32.
+Why only the step: it is bound by reading 305 MB of fp32 weights per token; int8 weights are a quarter of that,
+and onnxruntime fuses each quantised MatMul into one DynamicQuantizeMatMul (about 2x faster per step here).
+The prefill (hundreds of positions at once) and the SoVITS decoder's convolutions are compute-bound: measured on
+this machine, onnxruntime's int8 paths are no faster there (int8 prefill 1.35x slower; QLinearConv as fast as
+fp32 Conv, ConvInteger 2x slower), so they stay fp32, and the prompt's K/V cache keeps full precision.
 
 Per-tensor weight scales: per-channel scales were both slower and, on the demo weights, less accurate.
 The accuracy cost (greedy token agreement, :func:`greedy_agreement`) is measured in tests (tiny) and by
@@ -39,9 +40,9 @@ def quantize_int8(path: Path) -> Path:
     return path
 
 
-def quantize_t2s(paths: dict[str, Path]) -> list[Path]:
-    """Quantise the T2S prefill and step graphs of an export (``paths`` as built by ``export_repository``)."""
-    return [quantize_int8(paths[name]) for name in ("t2s_prefill", "t2s_step")]
+def quantize_t2s(paths: dict[str, Path]) -> Path:
+    """Quantise the T2S step graph of an export (``paths`` as built by ``export_repository``)."""
+    return quantize_int8(paths["t2s_step"])
 
 
 def greedy_agreement(reference, candidate, phone_ids, bert, prompt_codes, steps: int) -> tuple[float, np.ndarray]:
