@@ -17,7 +17,8 @@ That path is not exercised on this project's CPU machines.
 torch runtime parameters (``runtime: torch``, ``device: auto``, ``dtype``): our torch modules on CUDA in float16
 where torch sees a GPU, else on the CPU in float32. Instances stay KIND_CPU (the ``device`` parameter, not the
 instance kind, places the work), so the same repository loads on a CPU host; ``t2s`` gets ``TORCH_T2S_INSTANCES``
-instances on a GPU host (each its own process, CUDA context and graphs) so concurrent requests overlap.
+instances on a GPU host (each its own process, CUDA context and graphs) so concurrent requests overlap, and the
+orchestrators ``TORCH_ORCHESTRATOR_INSTANCES`` so they do not cap the requests in flight.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ TORCH_MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s
 # vq_encode picks the nearest codebook row: kept in float32 so half-precision rounding cannot flip a code
 # (it runs once per new reference and costs little).
 TORCH_DTYPES = {"vq_encode": "float32"}
-# t2s instances of a gpu-torch repository where torch sees a GPU (CPU hosts keep the template's count).
+# Instances of a gpu-torch repository where torch sees a GPU (CPU hosts keep the templates' counts): t2s loops
+# in parallel processes, and enough orchestrators that they are not the cap on requests in flight (each
+# voice_clone instance serves one request at a time, mostly waiting on BLS calls).
 TORCH_T2S_INSTANCES = 4
+TORCH_ORCHESTRATOR_INSTANCES = {"voice_clone": 8, "voice_clone_stream": 8}
 # Template lines that name ONNX files, which a gpu-torch repository does not have.
 _ONNX_FILE_LINE = re.compile(r'^\s*parameters: \{ key: "(onnx_file|prefill_file|step_file)"')
 # Lines of a CPU template that only the Python backend understands.
@@ -102,8 +106,13 @@ def torch_runtime_config(config: str, model: str, t2s_instances: int | None = No
     ]
     text = "\n".join(lines) + "\n"
     if model == "t2s" and t2s_instances:
-        text = re.sub(r"kind: KIND_CPU, count: \d+", f"kind: KIND_CPU, count: {t2s_instances}", text)
+        text = set_instance_count(text, t2s_instances)
     return text
+
+
+def set_instance_count(config: str, count: int) -> str:
+    """The config with its (single) KIND_CPU instance group resized to ``count``."""
+    return re.sub(r"kind: KIND_CPU, count: \d+", f"kind: KIND_CPU, count: {count}", config)
 
 
 def default_t2s_instances() -> int | None:
@@ -137,6 +146,7 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
         raise UserError(f"the model templates in {TEMPLATES} lack {', '.join(missing)}")
     env = _env_parameter(target)
     threads = threads or default_threads()
+    gpu_instances = default_t2s_instances() if target == TORCH_TARGET else None
     for model in MODELS:
         source, dest = TEMPLATES / model, repo / model
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
@@ -147,7 +157,9 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
         else:
             config = fill_template(config, env, threads)
             if target == TORCH_TARGET and model in TORCH_MODELS:
-                config = torch_runtime_config(config, model, default_t2s_instances())
+                config = torch_runtime_config(config, model, gpu_instances)
+            elif target == TORCH_TARGET and gpu_instances and model in TORCH_ORCHESTRATOR_INSTANCES:
+                config = set_instance_count(config, TORCH_ORCHESTRATOR_INSTANCES[model])
             if target == "gpu" and model == "t2s":
                 config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
             shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")

@@ -181,3 +181,15 @@ def test_gpu_bench_cpu_fallback_runs_every_step(tmp_path) -> None:
     assert server["throughput"]["4"]["tokens"] == 4 * 20
     assert results["t2s"]["device"] == "cpu" and results["t2s"]["batch2"]["tokens_per_s"] > 0
     assert "| RTF at c=1" in (out / "gpu_bench.md").read_text()
+
+
+def test_torch_runtime_config_rewrites_a_template() -> None:
+    from gsv_export.triton_repository import TEMPLATES, set_instance_count, torch_runtime_config
+
+    t2s = torch_runtime_config((TEMPLATES / "t2s" / "config.pbtxt").read_text(), "t2s", 4)
+    assert "count: 4" in t2s and "prefill_file" not in t2s and "step_file" not in t2s
+    assert 'key: "runtime", value: { string_value: "torch" }' in t2s
+    vq = torch_runtime_config((TEMPLATES / "vq_encode" / "config.pbtxt").read_text(), "vq_encode")
+    assert 'key: "dtype", value: { string_value: "float32" }' in vq and "onnx_file" not in vq
+    voice = set_instance_count((TEMPLATES / "voice_clone" / "config.pbtxt").read_text(), 8)
+    assert "kind: KIND_CPU, count: 8" in voice

@@ -97,6 +97,19 @@ def test_cap_and_ignore_eos_match_the_onnxruntime_loop(runners) -> None:
     assert torch_runner._context >= 7 + 6 + 70
 
 
+def test_bucketed_windows_mask_stale_and_unwritten_positions(runners) -> None:
+    """The CUDA-graph steps attend over whole 256-position windows: positions past the slot (zeros, or K/V left
+    by an earlier, longer request) must not leak in. Checked eagerly on the CPU against the onnxruntime loop."""
+    ort_runner, torch_runner = runners
+    bucketed = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64, bucket_windows=True)
+    long_rows = _rows(8, [12, 9])
+    bucketed.generate(*long_rows, top_k=1, max_new_tokens=MAX_TOKENS, eos_enabled=False)  # leaves stale K/V
+    phones, berts, prompt = _rows(9, [5, 3, 4])
+    kwargs = dict(top_k=10, max_new_tokens=MAX_TOKENS, seed=[1, 2, 3])
+    _assert_same(ort_runner.generate(phones, berts, prompt, **kwargs), bucketed.generate(phones, berts, prompt, **kwargs))
+    assert bucketed._context == CONTEXT_BUCKET
+
+
 def test_bad_inputs_name_the_field(runners) -> None:
     _, torch_runner = runners
     phones, berts, prompt = _rows(6, [4])

@@ -87,8 +87,12 @@ class TorchT2SRunner:
         *,
         max_context: int = DEFAULT_MAX_CONTEXT,
         cuda_graphs: bool | None = None,
+        bucket_windows: bool | None = None,
         min_tokens_before_eos: int = SamplingDefaults.min_tokens_before_eos,
     ) -> None:
+        """``cuda_graphs`` (default: on CUDA) captures the steps; ``bucket_windows`` (default: with graphs) makes
+        attention read whole ``CONTEXT_BUCKET`` windows, masked past the slot, instead of exactly ``s + 1``
+        positions (graphs need it; the CPU tests use it to check that masking)."""
         cfg = decoder.config
         self.placement = placement
         self.decoder = decoder.to(device=placement.device, dtype=placement.dtype).eval()
@@ -98,6 +102,9 @@ class TorchT2SRunner:
         self.use_graphs = placement.is_cuda if cuda_graphs is None else bool(cuda_graphs)
         if self.use_graphs and not placement.is_cuda:
             raise ValueError("CUDA graphs need a CUDA placement")
+        self.bucket_windows = self.use_graphs if bucket_windows is None else bool(bucket_windows)
+        if self.use_graphs and not self.bucket_windows:
+            raise ValueError("CUDA graphs need bucketed attention windows")
         self._max_context = _round_up(max(1, max_context), CONTEXT_BUCKET)
         # Position tables in float32 (like the exported graphs); alpha stays float32 for the same reason.
         self._alpha_text = self.decoder.ar_text_position.alpha.detach().float()
@@ -270,12 +277,12 @@ class TorchT2SRunner:
         inputs.token.copy_(torch.from_numpy(feed))
         inputs.position.fill_(position)
         inputs.slot.fill_(slot)
+        window = min(_round_up(slot + 1, CONTEXT_BUCKET), self._context) if self.bucket_windows else slot + 1
         if self.use_graphs:
-            window = min(_round_up(slot + 1, CONTEXT_BUCKET), self._context)
             graph, out = self._graph(rows, window)
             graph.replay()
         else:
-            out = self._step_compute(inputs, slot + 1)
+            out = self._step_compute(inputs, window)
         return out.cpu().numpy()
 
     def _step_compute(self, inputs: _StepInputs, window: int) -> torch.Tensor:
