@@ -52,6 +52,7 @@ ENCODE_INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
 CONVERT_MODEL = "voice_convert"
 STREAM_MODEL = "voice_clone_stream"
+UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repository lacks the model
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
@@ -167,6 +168,10 @@ class TritonVoiceClone:
 
     def _stream_error(self, message: str) -> Exception:
         """A model error sent inside the stream (no gRPC status there): field errors read ``<input>: <rule>``."""
+        from tritonclient.utils import InferenceServerException
+
+        if UNKNOWN_MODEL in message:
+            return self._domain_error(InferenceServerException(message, "StatusCode.NOT_FOUND"), STREAM_MODEL)
         match = _FIELD_MESSAGE.search(message)
         if match and not message.startswith(f"{STREAM_MODEL}:"):
             return InputError(match.group(1), match.group(2).strip())
@@ -205,6 +210,11 @@ class TritonVoiceClone:
             if match:
                 return InputError(match.group(1), match.group(2).strip())
             return InputError("request", message)
+        if UNKNOWN_MODEL in message and model != self.model_name:
+            return ServiceUnavailable(
+                f"the Triton repository has no {model} model (it serves this route): install it with "
+                "`python -m gsv_triton.serving.extra_models REPO`, then restart Triton"
+            )
         if status in _UNAVAILABLE:
             return ServiceUnavailable(
                 f"the voice-cloning service is not available: Triton at {self.url} is not reachable or its "
