@@ -66,7 +66,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    routers = (voice_clone_router, stream_router, voices_router, convert_router, openai_router, upstream_router, ops_router)
+    routers = (
+        voice_clone_router,
+        stream_router,
+        voices_router,
+        convert_router,
+        openai_router,
+        upstream_router,
+        ops_router,
+    )
     for router in routers:
         app.include_router(router)
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))

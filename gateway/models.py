@@ -125,7 +125,7 @@ class SpeechRequest(BaseModel):
 
     model: str = Field(description="gpt-sovits, or OpenAI's tts-1 / tts-1-hd / gpt-4o-mini-tts (all the same model)")
     input: str = Field(description="the text to speak")
-    voice: str | SpeechVoice = Field(description="a stored voice: its id, its name, or {\"id\": ...}")
+    voice: str | SpeechVoice = Field(description='a stored voice: its id, its name, or {"id": ...}')
     response_format: str | None = Field(None, description="mp3 (default, as OpenAI), opus, flac, wav, pcm")
     speed: float | None = Field(None, description="0.25 - 4.0, default 1.0")
     instructions: str | None = Field(None, description="accepted and ignored (GPT-SoVITS takes no style prompt)")

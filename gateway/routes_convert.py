@@ -30,7 +30,10 @@ from .voices import VoiceStore, load_voice
 router = APIRouter(tags=["voice conversion"])
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
-RESPONSES = {200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the converted audio (response_format)"}, **ERRORS}
+RESPONSES = {
+    200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the converted audio (response_format)"},
+    **ERRORS,
+}
 # voice_convert's input names -> this route's field names.
 FIELDS = {"reference_audio": "audio"}
 
@@ -54,11 +57,14 @@ async def voice_convert(
     voices: Annotated[VoiceStore, Depends(get_voices)],
     voice_id: Annotated[str | SkipJsonSchema[None], Form(description="the target: a stored voice")] = None,
     audio: Annotated[
-        UploadFile | SkipJsonSchema[None], File(description="the target: a reference clip, 3-10 s (instead of voice_id)")
+        UploadFile | SkipJsonSchema[None],
+        File(description="the target: a reference clip, 3-10 s (instead of voice_id)"),
     ] = None,
     speed: Annotated[float | SkipJsonSchema[None], Form(description="default 1.0, in [0.25, 4]")] = None,
     seed: Annotated[int | SkipJsonSchema[None], Form(description="seed of the decoder noise")] = None,
-    response_format: Annotated[str | SkipJsonSchema[None], Form(description="wav (default), pcm, flac, mp3, opus")] = None,
+    response_format: Annotated[
+        str | SkipJsonSchema[None], Form(description="wav (default), pcm, flac, mp3, opus")
+    ] = None,
     sample_rate: Annotated[int | SkipJsonSchema[None], Form(description="output rate in Hz (default 32000)")] = None,
 ) -> Response:
     """The source clip's words in the target's voice."""

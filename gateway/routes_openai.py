@@ -35,7 +35,10 @@ OPENAI_PCM_RATE = 24_000
 # voice_clone's input names -> this request's field names.
 OPENAI_FIELDS = {"text": "input", "text_language": "language"}
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500, 503, 504)}
-SPEECH_RESPONSES = {200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"}, **ERRORS}
+SPEECH_RESPONSES = {
+    200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"},
+    **ERRORS,
+}
 
 
 @router.get("/v1/models", response_model=ModelList)
@@ -51,7 +54,11 @@ async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
         return await load_voice(store, key, "voice")
     matches = [v for v in await run_in_threadpool(store.list) if v.name == key]
     if len(matches) != 1:
-        why = "no stored voice has this id or name" if not matches else f"{len(matches)} voices have this name; use the id"
+        why = (
+            "no stored voice has this id or name"
+            if not matches
+            else f"{len(matches)} voices have this name; use the id"
+        )
         raise VoiceNotFound(f"voice: {key!r}: {why} (create one with POST /v1/voices)", "voice")
     return await load_voice(store, matches[0].id, "voice")
 

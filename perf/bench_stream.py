@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
-    source.add_argument("--triton-grpc", help="use a running tritonserver (gRPC host:port) that serves voice_clone_stream")
+    source.add_argument(
+        "--triton-grpc", help="use a running tritonserver (gRPC host:port) that serves voice_clone_stream"
+    )
     parser.add_argument("--requests", type=int, default=20, help="measured requests per client (default 20)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                                       log_path=workdir / "tritonserver.log")  # fmt: skip
         server.wait_ready(READY_TIMEOUT_S)
         triton_grpc = server.grpc_endpoint
-    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "v")})
+    gateway = Gateway(
+        triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "v")}
+    )
     lines = [f"Streaming, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()} ({os.cpu_count()} cores); "
              f"{len(TEXT)} characters, cut at {CUT}", "",
              "| concurrency | load | first byte p50 ms | end of stream p50 ms | full response p50 ms | first byte / full |",

@@ -45,7 +45,9 @@ def clip(seed: int, seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RA
     t = np.arange(int(seconds * rate)) / rate
     tone = 0.3 * np.sin(2 * np.pi * (140 + seed % 60) * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
     buffer = io.BytesIO()
-    sf.write(buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    sf.write(
+        buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16"
+    )
     return buffer.getvalue()
 
 
@@ -86,7 +88,9 @@ def report(times: dict[str, list[float]]) -> str:
     ]
     for path, values in times.items():
         ms = np.asarray(values) * 1000
-        lines.append(f"| {path} | {ms.size} | {np.median(ms):.1f} | {np.percentile(ms, 99):.1f} | {statistics.mean(ms):.1f} |")
+        lines.append(
+            f"| {path} | {ms.size} | {np.median(ms):.1f} | {np.percentile(ms, 99):.1f} | {statistics.mean(ms):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                       log_path=workdir / "tritonserver.log")  # fmt: skip
         server.wait_ready(READY_TIMEOUT_S)
         triton_grpc = server.grpc_endpoint
-    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")})
+    gateway = Gateway(
+        triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")}
+    )
     try:
         times = run(gateway.url, args.requests)
     finally:

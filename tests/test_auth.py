@@ -58,4 +58,3 @@ def test_key_matching_is_exact() -> None:
     keys = frozenset({b"abc", b"def"})
     assert key_matches(b"abc", keys) and key_matches(b"def", keys)
     assert not key_matches(b"ab", keys) and not key_matches(b"abcd", keys) and not key_matches(b"", keys)
-

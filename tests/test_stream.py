@@ -27,7 +27,9 @@ WAV_HEADER_BYTES = 44
 
 @pytest.fixture(scope="module")
 def gateway(triton_server, tmp_path_factory):
-    running = start_gateway(triton_server.grpc_url, tmp_path_factory.mktemp("stream_gateway"), ["--max-new-tokens", "40"])
+    running = start_gateway(
+        triton_server.grpc_url, tmp_path_factory.mktemp("stream_gateway"), ["--max-new-tokens", "40"]
+    )
     yield running
     assert running.stop() == 0
 

@@ -54,7 +54,9 @@ class TritonPythonModel:
                 error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
                 sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error))
             except BlsError as exc:
-                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{MODEL}: {exc}")))
+                sender.send(
+                    pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{MODEL}: {exc}"))
+                )
             except Exception as exc:  # one bad request must never take the instance down
                 self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
                 message = f"{MODEL}: internal error: {type(exc).__name__}: {exc}"

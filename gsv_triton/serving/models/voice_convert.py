@@ -38,7 +38,9 @@ class TritonPythonModel:
         return [guarded("voice_convert", self.logger, self._run, r) for r in requests]
 
     def _run(self, request):
-        parsed = parse_convert_request(request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits)
+        parsed = parse_convert_request(
+            request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits
+        )
         audio = self.pipeline.convert(parsed)
         return response(
             {
