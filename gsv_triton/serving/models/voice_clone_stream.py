@@ -30,6 +30,12 @@ def _tensors(outputs: dict[str, np.ndarray]) -> list:
     return [pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in outputs.items()]
 
 
+def _cancelled(request) -> bool:
+    """Whether the client cancelled the request (``is_cancelled`` exists in Triton 23.10+)."""
+    is_cancelled = getattr(request, "is_cancelled", None)
+    return bool(is_cancelled and is_cancelled())
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
@@ -48,21 +54,25 @@ class TritonPythonModel:
     def execute(self, requests: list) -> None:
         for request in requests:
             sender = request.get_response_sender()
+            error = None
             try:
                 self._stream(request, sender)
             except InputError as exc:
                 error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error))
             except BlsError as exc:
-                sender.send(
-                    pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{MODEL}: {exc}"))
-                )
+                error = pb_utils.TritonError(f"{MODEL}: {exc}")
             except Exception as exc:  # one bad request must never take the instance down
-                self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
-                message = f"{MODEL}: internal error: {type(exc).__name__}: {exc}"
-                sender.send(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message)))
-            finally:
-                sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                if not _cancelled(request):
+                    self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
+                error = pb_utils.TritonError(f"{MODEL}: internal error: {type(exc).__name__}: {exc}")
+            try:
+                final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+                if error is None:
+                    sender.send(flags=final)
+                else:
+                    sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error), flags=final)
+            except Exception:  # the client has gone (cancelled stream): nobody to tell
+                pass
         return None
 
     def _stream(self, request, sender) -> None:
@@ -78,5 +88,7 @@ class TritonPythonModel:
             "used_seed": np.array([parsed.seed], dtype=np.uint64).view(np.int64),
         }
         for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed)):
+            if _cancelled(request):  # the client went away: stop instead of synthesising the rest
+                return
             outputs = {"audio": audio.astype(np.float32), "piece": np.array([index], dtype=np.int32), **common}
             sender.send(pb_utils.InferenceResponse(output_tensors=_tensors(outputs)))
