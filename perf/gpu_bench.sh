@@ -109,18 +109,31 @@ x = torch.from_numpy(numpy.arange(4.0))  # torch built against numpy 2 must acce
 assert float(x.sum()) == 6.0
 EOF
 # The stub links libpython of the interpreter's version; report it now rather than as a model-load failure.
-"$PY" - <<'EOF'
+stub_gaps() {
+  "$PY" - <<'EOF'
 import subprocess
 from gsv_triton.serving import locate_tritonserver
 install = locate_tritonserver()
 stub = install.backend_dir / "python" / "triton_python_backend_stub" if install.backend_dir else None
-print(f"[gpu_bench.sh] tritonserver: {install.binary} ({install.kind})")
+gaps = []
 if stub is not None and stub.exists():
     ldd = subprocess.run(["ldd", str(stub)], capture_output=True, text=True, env=install.environment()).stdout
     gaps = [line.split()[0] for line in ldd.splitlines() if "not found" in line]
-    if gaps:
-        raise SystemExit(f"[gpu_bench.sh] the Python-backend stub cannot load {gaps}; add their folder to LD_LIBRARY_PATH")
+print(" ".join(gaps))
 EOF
+}
+say "tritonserver: $("$PY" -c 'from gsv_triton.serving import locate_tritonserver as l; i = l(); print(i.binary, i.kind)')"
+GAPS="$(stub_gaps)"
+FALLBACK="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_gsv_libpython"
+if [[ "$GAPS" == *libpython* && -d "$FALLBACK" ]]; then
+  say "the host has no $GAPS: using the bundle's copy in $FALLBACK"
+  export LD_LIBRARY_PATH="$FALLBACK${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  GAPS="$(stub_gaps)"
+fi
+if [[ -n "$GAPS" ]]; then
+  say "the Python-backend stub cannot load: $GAPS (add their folder to LD_LIBRARY_PATH)" >&2
+  exit 2
+fi
 
 CUDA="$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')"
 if [[ "$CUDA" == 1 ]]; then SIZE="${GSV_BENCH_SIZE:-full}"; ARGS="${GSV_BENCH_ARGS:-$GPU_ARGS}"
