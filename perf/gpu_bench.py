@@ -210,7 +210,8 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
         log(f"t2s alone, batch {b}: {n / wall:.0f} tokens/s, {1000 * wall / (tokens + 1):.2f} ms/step")
     out["graphs"] = runner.graph_count
     if placement.is_cuda:
-        eager = type(runner)(runner.decoder, placement, cuda_graphs=False)
+        # Same windows as the graphs, so the only difference is capture vs eager launch: tokens must be identical.
+        eager = type(runner)(runner.decoder, placement, cuda_graphs=False, bucket_windows=True)
         kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=tokens + 1, eos_enabled=False)
         a = runner.generate([phones], [bert], prompt, **kwargs)[0]
         e = eager.generate([phones], [bert], prompt, **kwargs)[0]

@@ -15,7 +15,7 @@
 #
 # Environment: GSV_PYTHON (interpreter to start from), GSV_BENCH_WORK (work folder, default .gpu_bench),
 # GSV_WHEELS (bundle folder, default .wheels), GSV_BENCH_SIZE (tiny/full), GSV_BENCH_ARGS (replaces the default
-# gpu_bench.py arguments of the mode). Results: the tables on stdout; with $OUT set also $OUT/gpu_bench.{md,json}.
+# gpu_bench.py arguments of the mode), GSV_BENCH_TESTS=0 (skip tests/test_torch_gpu.py, run first on CUDA). Results: the tables on stdout; with $OUT set also $OUT/gpu_bench.{md,json}.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -138,6 +138,12 @@ fi
 CUDA="$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')"
 if [[ "$CUDA" == 1 ]]; then SIZE="${GSV_BENCH_SIZE:-full}"; ARGS="${GSV_BENCH_ARGS:-$GPU_ARGS}"
 else SIZE="${GSV_BENCH_SIZE:-tiny}"; ARGS="${GSV_BENCH_ARGS:-$CPU_ARGS}"; say "no CUDA: CPU fallback"; fi
+
+if [[ "$CUDA" == 1 && "${GSV_BENCH_TESTS:-1}" == 1 ]]; then
+  say "GPU checks first: tests/test_torch_gpu.py (CUDA graphs vs eager, float16 vs float32)"
+  "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_torch_gpu.py" ${OUT:+--junitxml "$OUT/test_torch_gpu.xml"} \
+    || say "GPU checks FAILED (measuring anyway; see above)"
+fi
 
 CKPT="$WORK/checkpoints-$SIZE"
 if [[ ! -f "$CKPT/.complete" ]]; then

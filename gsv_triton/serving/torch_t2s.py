@@ -95,7 +95,7 @@ class TorchT2SRunner:
         positions (graphs need it; the CPU tests use it to check that masking)."""
         cfg = decoder.config
         self.placement = placement
-        self.decoder = decoder.to(device=placement.device, dtype=placement.dtype).eval()
+        self.decoder = decoder.to(device=placement.device, dtype=placement.dtype).eval().requires_grad_(False)
         self.n_layer, self.heads, self.head_dim = cfg.n_layer, cfg.head, cfg.head_dim
         self.hidden, self.vocab, self.eos = cfg.hidden_dim, cfg.vocab_size, cfg.eos
         self.min_tokens_before_eos = min_tokens_before_eos
