@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.errors import InputError
-from gsv_triton.settings import Limits, SamplingDefaults
+from gsv_triton.settings import EOS_TOKEN, Limits, SamplingDefaults
+from gsv_triton.symbols import symbols
 from gsv_triton.text.languages import normalize_code
 from gsv_triton.text.splitting import SPLITS
 
@@ -143,7 +144,10 @@ def parse_request(
         phones, bert = prompt_features
         phones = phones.astype(np.int64).ravel()
         bert = np.asarray(bert, dtype=np.float32)
-        if phones.size == 0 or bert.shape != (BERT_DIM, phones.size):
+        n_symbols = len(symbols(symbol_version))
+        if phones.size == 0 or phones.min() < 0 or phones.max() >= n_symbols:
+            raise InputError("prompt_phone_ids", f"must be 1 or more phone ids in [0, {n_symbols})")
+        if bert.shape != (BERT_DIM, phones.size):
             raise InputError("prompt_bert", f"must be [{BERT_DIM}, {phones.size}], got {list(bert.shape)}")
         prompt_features = (phones, bert)
     else:
@@ -153,8 +157,10 @@ def parse_request(
         codes, ge = reference_features
         codes = codes.astype(np.int64).ravel()
         ge = np.asarray(ge, dtype=np.float32).ravel()
-        if codes.size == 0 or ge.size == 0:
-            raise InputError("prompt_codes", "and ge must not be empty")
+        if codes.size == 0 or codes.min() < 0 or codes.max() >= EOS_TOKEN:
+            raise InputError("prompt_codes", f"must be 1 or more semantic codes in [0, {EOS_TOKEN})")
+        if ge.size == 0 or not np.isfinite(ge).all():
+            raise InputError("ge", "must be a non-empty vector of finite numbers")
         reference_features = (codes, ge)
         audio = b""
     else:
