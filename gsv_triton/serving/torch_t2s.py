@@ -11,8 +11,8 @@ logits come from torch, so on the CPU (float32) the tokens equal the onnxruntime
 What differs is the cache and the step:
 
 * one static KV buffer per instance, ``[2, L, rows, H, context, hd]`` (head-major so attention reads each
-  row/head as one strided block), allocated once and reused by every request; a step writes its K/V at the slot
-  ``s`` with ``index_copy_`` (no concatenation, no reallocation, no compaction when rows finish: a finished row
+  row/head as one strided block), allocated once and reused by every request; a step writes each row's K/V at
+  that row's slot with ``index_put_`` (no concatenation, no reallocation, no compaction when rows finish: a finished row
   keeps computing on its last token and its output is ignored, which leaves the other rows untouched because
   rows never mix);
 * batch rows are padded to a bucket (1, 2, 4, 8, ...) and attention reads a window of the cache rounded up to
@@ -71,10 +71,22 @@ class _StepInputs:
     """Device tensors a captured step reads (their addresses are baked into the graphs)."""
 
     kv: torch.Tensor  # [2, L, rows, H, context, hd], a view of the runner's one storage
-    token: torch.Tensor  # [rows] int64
-    position: torch.Tensor  # [1] int64, the audio position of this step (same for every row)
-    slot: torch.Tensor  # [1] int64, cache index the step writes (= number of valid positions before it)
+    control: torch.Tensor  # [3, rows] int64: token, position, slot per row (one host-to-device copy per step)
     base_valid: torch.Tensor  # [rows, context] bool: False on a row's padded text columns only
+
+    @property
+    def token(self) -> torch.Tensor:
+        return self.control[0]
+
+    @property
+    def position(self) -> torch.Tensor:
+        """The audio position of each row's token."""
+        return self.control[1]
+
+    @property
+    def slot(self) -> torch.Tensor:
+        """The cache index each row writes (= the number of valid positions before it)."""
+        return self.control[2]
 
 
 class TorchT2SRunner:
@@ -219,6 +231,8 @@ class TorchT2SRunner:
         self._rows_capacity, self._context = rows, context
         self._pe = sinusoid(torch.arange(context), self.hidden).to(dev)
         self._arange = torch.arange(context, device=dev)
+        self._row_index = torch.arange(rows, device=dev).unsqueeze(1)  # [rows, 1] and [1, H]: index_put_ grid
+        self._head_index = torch.arange(self.heads, device=dev).unsqueeze(0)
 
     def _inputs_for(self, rows: int) -> _StepInputs:
         """The step inputs of a batch bucket: views of the one storage, created once per bucket."""
@@ -228,9 +242,7 @@ class TorchT2SRunner:
             kv = self._storage[: int(np.prod(shape))].view(shape)
             self._inputs[rows] = _StepInputs(
                 kv=kv,
-                token=torch.zeros(rows, dtype=torch.int64, device=dev),
-                position=torch.zeros(1, dtype=torch.int64, device=dev),
-                slot=torch.zeros(1, dtype=torch.int64, device=dev),
+                control=torch.zeros(3, rows, dtype=torch.int64, device=dev),
                 base_valid=torch.ones(rows, ctx, dtype=torch.bool, device=dev),
             )
         return self._inputs[rows]
@@ -273,11 +285,13 @@ class TorchT2SRunner:
         return dec.ar_predict_layer(xy[:, -1]).float().cpu().numpy()
 
     # -- decode step ------------------------------------------------------------------------------------------
-    def _step(self, inputs: _StepInputs, rows: int, feed: np.ndarray, position: int, slot: int) -> np.ndarray:
-        inputs.token.copy_(torch.from_numpy(feed))
-        inputs.position.fill_(position)
-        inputs.slot.fill_(slot)
-        window = min(_round_up(slot + 1, CONTEXT_BUCKET), self._context) if self.bucket_windows else slot + 1
+    def _step(self, inputs: _StepInputs, rows: int, feed: np.ndarray, position, slot) -> np.ndarray:
+        """One step of every row: ``feed`` tokens [rows]; ``position`` and ``slot`` one int or one per row."""
+        control = np.empty((3, rows), dtype=np.int64)
+        control[0], control[1], control[2] = feed, position, slot
+        inputs.control.copy_(torch.from_numpy(control))
+        top = int(control[2].max()) + 1
+        window = min(_round_up(top, CONTEXT_BUCKET), self._context) if self.bucket_windows else top
         if self.use_graphs:
             graph, out = self._graph(rows, window)
             graph.replay()
@@ -291,16 +305,18 @@ class TorchT2SRunner:
         dec, dt = self.decoder, self.placement.dtype
         rows = inputs.token.shape[0]
         h, hd, d = self.heads, self.head_dim, self.hidden
-        pe = self._pe.index_select(0, inputs.position)  # [1, D]
+        pe = self._pe.index_select(0, inputs.position)  # [rows, D]
         x = dec.ar_audio_embedding(inputs.token) + (self._alpha_audio * pe).to(dt)
-        valid = inputs.base_valid[:, :window] & (self._arange[:window] <= inputs.slot)
+        slot = inputs.slot.unsqueeze(1)  # [rows, 1]
+        valid = inputs.base_valid[:, :window] & (self._arange[:window].unsqueeze(0) <= slot)
         mask = valid[:, None, None, :]
+        at = (self._row_index[:rows], self._head_index, slot)  # row r, every head, position slot[r]
         for layer, block in enumerate(dec.h.layers):
             qkv = F.linear(x, block.self_attn.in_proj_weight, block.self_attn.in_proj_bias)
             q, k, v = (t.reshape(rows, h, 1, hd) for t in qkv.chunk(3, dim=-1))
             keys, values = inputs.kv[0, layer], inputs.kv[1, layer]  # [rows, H, context, hd]
-            keys.index_copy_(2, inputs.slot, k)
-            values.index_copy_(2, inputs.slot, v)
+            keys.index_put_(at, k.squeeze(2))
+            values.index_put_(at, v.squeeze(2))
             attn = F.scaled_dot_product_attention(
                 q, keys[:, :, :window], values[:, :, :window], attn_mask=mask
             )
