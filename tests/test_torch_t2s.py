@@ -133,3 +133,49 @@ def test_buckets_and_placement_rules() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA"):
             resolve_placement("cuda")
+
+
+def test_engine_merges_requests_and_gives_each_its_tokens_alone(runners) -> None:
+    """Concurrent requests share steps (more requests than lanes: queued ones join mid-flight); each request's
+    tokens equal the runner's for it alone, and one that needs a larger cache waits for the running rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+
+    _, torch_runner = runners
+    requests = []
+    for i, lengths in enumerate([[7], [5, 9], [12], [4], [6, 3], [8]]):
+        phones, berts, prompt = _rows(40 + i, lengths, ty=4 + i)
+        kwargs = dict(top_k=3 + i, seed=[i * 10 + r for r in range(len(lengths))], max_new_tokens=MAX_TOKENS + 5 * i)
+        requests.append((phones, berts, prompt, kwargs))
+    phones, berts, prompt = _rows(99, [5])
+    requests.append((phones, berts, prompt, dict(top_k=2, seed=5, max_new_tokens=300, eos_enabled=False)))
+    expected = [torch_runner.generate(p, b, pr, **kw) for p, b, pr, kw in requests]
+
+    engine_runner = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64)
+    engine = T2SEngine(engine_runner, lanes=4)
+    try:
+        with ThreadPoolExecutor(len(requests)) as pool:
+            got = list(pool.map(lambda r: engine.generate(r[0], r[1], r[2], **r[3]), requests))
+        assert engine.busy_lanes == 0
+    finally:
+        engine.close()
+    for want, have in zip(expected, got, strict=True):
+        _assert_same(want, have)
+    assert len(got[-1][0]) == 299
+
+
+def test_engine_reports_bad_requests_at_submit(runners) -> None:
+    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+
+    _, torch_runner = runners
+    engine = T2SEngine(TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64), lanes=2)
+    try:
+        phones, berts, prompt = _rows(1, [4, 4, 4])
+        with pytest.raises(InputError, match="lanes"):
+            engine.submit(phones, berts, prompt)
+        with pytest.raises(InputError, match="prompt_codes"):
+            engine.submit(phones[:1], berts[:1], np.zeros(0, dtype=np.int64))
+        assert len(engine.generate(phones[:1], berts[:1], prompt, top_k=1, max_new_tokens=5, eos_enabled=False)[0]) == 4
+    finally:
+        engine.close()

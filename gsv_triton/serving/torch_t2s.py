@@ -127,7 +127,7 @@ class TorchT2SRunner:
         self._rows_capacity = 0
         self._context = 0
         self._inputs: dict[int, _StepInputs] = {}
-        self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._pool = None
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -250,9 +250,10 @@ class TorchT2SRunner:
     # -- prefill ----------------------------------------------------------------------------------------------
     def _prefill(
         self, phones: list[np.ndarray], berts: list[np.ndarray], lengths: np.ndarray, prompts: np.ndarray,
-        inputs: _StepInputs,
+        inputs: _StepInputs, lanes: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Spec 2.1.3 for the right-padded rows; writes their K/V into the cache, returns logits [b, V] f32."""
+        """Spec 2.1.3 for the right-padded rows; writes their K/V into the cache rows ``lanes`` (default: the first
+        rows, the others reset to fully valid), returns logits [b, V] f32."""
         dev, dt, dec = self.placement.device, self.placement.dtype, self.decoder
         b, tx, ty = len(phones), int(lengths.max()), prompts.shape[1]
         ids = np.zeros((b, tx), dtype=np.int64)
@@ -264,6 +265,7 @@ class TorchT2SRunner:
         bert_t = torch.from_numpy(feats).to(device=dev, dtype=dt)
         codes_t = torch.from_numpy(np.array(prompts, dtype=np.int64)).to(dev)  # a copy: prompts may be a read-only view
         lengths_t = torch.from_numpy(lengths).to(dev)
+        lanes_t = None if lanes is None else torch.from_numpy(np.asarray(lanes, dtype=np.int64)).to(dev)
         x = dec.ar_text_embedding(ids_t) + dec.bert_proj(bert_t.transpose(1, 2))
         x = x + (self._alpha_text * self._pe[:tx]).to(dt)
         y = dec.ar_audio_embedding(codes_t) + (self._alpha_audio * self._pe[:ty]).to(dt)
@@ -277,11 +279,19 @@ class TorchT2SRunner:
             )
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             xy = block._finish(xy, attn.transpose(1, 2).reshape(b, s, self.hidden))
-            inputs.kv[0, layer, :b, :, :s] = k
-            inputs.kv[1, layer, :b, :, :s] = v
-        valid = inputs.base_valid
-        valid.fill_(True)
-        valid[:b, :tx] = torch.arange(tx, device=dev).unsqueeze(0) < lengths_t.unsqueeze(1)
+            if lanes is None:
+                inputs.kv[0, layer, :b, :, :s] = k
+                inputs.kv[1, layer, :b, :, :s] = v
+            else:
+                inputs.kv[0, layer][lanes_t, :, :s] = k
+                inputs.kv[1, layer][lanes_t, :, :s] = v
+        row_valid = torch.ones(b, inputs.base_valid.shape[1], dtype=torch.bool, device=dev)
+        row_valid[:, :tx] = torch.arange(tx, device=dev).unsqueeze(0) < lengths_t.unsqueeze(1)
+        if lanes is None:
+            inputs.base_valid.fill_(True)  # padding rows: never a fully masked row
+            inputs.base_valid[:b] = row_valid
+        else:
+            inputs.base_valid[lanes_t] = row_valid
         return dec.ar_predict_layer(xy[:, -1]).float().cpu().numpy()
 
     # -- decode step ------------------------------------------------------------------------------------------
@@ -293,7 +303,7 @@ class TorchT2SRunner:
         top = int(control[2].max()) + 1
         window = min(_round_up(top, CONTEXT_BUCKET), self._context) if self.bucket_windows else top
         if self.use_graphs:
-            graph, out = self._graph(rows, window)
+            graph, out = self._graph(inputs, window)
             graph.replay()
         else:
             out = self._step_compute(inputs, window)
@@ -323,15 +333,16 @@ class TorchT2SRunner:
             x = block._finish(x, attn.reshape(rows, d))
         return dec.ar_predict_layer(x).float()
 
-    def _graph(self, rows: int, window: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        """The captured step of (rows, window), captured on first use.
+    def _graph(self, inputs: _StepInputs, window: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        """The captured step of these step inputs (a batch bucket's views) and window, captured on first use.
 
         The warm-up runs repeat the step about to be replayed (same token, same slot), so the K/V they write are
         the values the replay writes again: capturing in the middle of a request is harmless.
         """
-        key = (rows, window)
+        # A graph is bound to the addresses and layout of the tensors it reads.
+        key = (inputs.kv.data_ptr(), tuple(inputs.kv.shape), tuple(inputs.kv.stride()), inputs.control.data_ptr(),
+               inputs.base_valid.data_ptr(), tuple(inputs.base_valid.shape), window)  # fmt: skip
         if key not in self._graphs:
-            inputs = self._inputs[rows]
             dev = self.placement.device
             with torch.cuda.device(dev):
                 if self._pool is None:
@@ -357,9 +368,9 @@ class TorchT2SRunner:
         with torch.no_grad():
             self._reserve(max(batch_buckets), CONTEXT_BUCKET)  # the largest first: growing drops graphs
             for rows in batch_buckets:
-                self._inputs_for(rows)
+                inputs = self._inputs_for(rows)
                 for w in range(1, windows + 1):
-                    self._graph(rows, min(w * CONTEXT_BUCKET, self._context))
+                    self._graph(inputs, min(w * CONTEXT_BUCKET, self._context))
             torch.cuda.synchronize(self.placement.device)
 
     # -- validation (same messages as the onnxruntime loop) -----------------------------------------------------
