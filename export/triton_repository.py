@@ -16,9 +16,10 @@ That path is not exercised on this project's CPU machines.
 ``target="gpu-torch"`` (written by :mod:`gsv_export.torch_target`) keeps the Python-backend configs and adds the
 torch runtime parameters (``runtime: torch``, ``device: auto``, ``dtype``): our torch modules on CUDA in float16
 where torch sees a GPU, else on the CPU in float32. Instances stay KIND_CPU (the ``device`` parameter, not the
-instance kind, places the work), so the same repository loads on a CPU host; ``t2s`` gets ``TORCH_T2S_INSTANCES``
-instances on a GPU host (each its own process, CUDA context and graphs) so concurrent requests overlap, and the
-orchestrators ``TORCH_ORCHESTRATOR_INSTANCES`` so they do not cap the requests in flight.
+instance kind, places the work), so the same repository loads on a CPU host. The GPT runs in ``t2s_engine``, a
+decoupled model whose one instance decodes the rows of all concurrent requests together; ``t2s`` keeps its contract
+and only forwards (``forward_to``), with many light instances. On a GPU host the orchestrators get
+``TORCH_ORCHESTRATOR_INSTANCES`` so they do not cap the requests in flight.
 """
 
 from __future__ import annotations
@@ -46,16 +47,24 @@ THREADS_PLACEHOLDER = "@INTRA_OP_THREADS@"
 MAX_INTRA_OP_THREADS = 4
 TARGETS = ("cpu", "gpu", "gpu-torch")
 TORCH_TARGET = "gpu-torch"
-# Models whose networks the torch runtime can run (voice_clone orchestrates on the CPU in every target).
-TORCH_MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s")
+# Models whose networks the torch runtime runs (voice_clone orchestrates on the CPU in every target; the GPT runs
+# in t2s_engine, written from t2s's template, and t2s forwards to it).
+TORCH_MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode")
+T2S_ENGINE = "t2s_engine"
+T2S_ENGINE_ENTRY = (
+    '"""Triton entry point of `t2s_engine`: the GPT of all concurrent t2s requests in shared steps (code in\n'
+    'gsv_triton.serving.models.t2s_engine_model)."""\n\n'
+    "from gsv_triton.serving.models.t2s_engine_model import TritonPythonModel\n\n"
+    '__all__ = ["TritonPythonModel"]\n'
+)
 # vq_encode picks the nearest codebook row: kept in float32 so half-precision rounding cannot flip a code
 # (it runs once per new reference and costs little).
 TORCH_DTYPES = {"vq_encode": "float32"}
-# Instances of a gpu-torch repository where torch sees a GPU (CPU hosts keep the templates' counts): t2s loops
-# in parallel processes, and enough orchestrators that they are not the cap on requests in flight (each
-# voice_clone instance serves one request at a time, mostly waiting on BLS calls).
-TORCH_T2S_INSTANCES = 4
-TORCH_ORCHESTRATOR_INSTANCES = {"voice_clone": 8, "voice_clone_stream": 8}
+# Forwarding t2s instances (numpy only, each waits on one request): as many as requests may be in flight.
+TORCH_T2S_FORWARDERS = {"gpu": 16, "cpu": 4}
+# Orchestrator instances where torch sees a GPU (each voice_clone instance serves one request at a time, mostly
+# waiting on BLS calls); CPU hosts keep the templates' counts.
+TORCH_ORCHESTRATOR_INSTANCES = {"voice_clone": 16, "voice_clone_stream": 4}
 # Template lines that name ONNX files, which a gpu-torch repository does not have.
 _ONNX_FILE_LINE = re.compile(r'^\s*parameters: \{ key: "(onnx_file|prefill_file|step_file)"')
 # Lines of a CPU template that only the Python backend understands.
@@ -94,7 +103,7 @@ def gpu_network_config(cpu_config: str, onnx_file: str, has_engine: bool) -> str
     return text.replace("kind: KIND_CPU", "kind: KIND_GPU")
 
 
-def torch_runtime_config(config: str, model: str, t2s_instances: int | None = None) -> str:
+def torch_runtime_config(config: str, model: str) -> str:
     """A filled CPU config switched to the torch runtime (parameters added, ONNX file names dropped)."""
     lines = [line for line in config.splitlines() if not _ONNX_FILE_LINE.match(line)]
     dtype = TORCH_DTYPES.get(model, "auto")
@@ -104,10 +113,26 @@ def torch_runtime_config(config: str, model: str, t2s_instances: int | None = No
         'parameters: { key: "device", value: { string_value: "auto" } }',
         f'parameters: {{ key: "dtype", value: {{ string_value: "{dtype}" }} }}',
     ]
-    text = "\n".join(lines) + "\n"
-    if model == "t2s" and t2s_instances:
-        text = set_instance_count(text, t2s_instances)
-    return text
+    return "\n".join(lines) + "\n"
+
+
+def t2s_engine_config(t2s_config: str) -> str:
+    """``t2s_engine``'s config from t2s's filled template: same tensors, torch runtime, decoupled, one instance."""
+    text = torch_runtime_config(t2s_config, "t2s").replace(
+        "max_batch_size: 0", "max_batch_size: 0\nmodel_transaction_policy { decoupled: true }"
+    )
+    text += 'parameters: { key: "weights_from", value: { string_value: "t2s" } }\n'
+    return set_instance_count(text, 1)
+
+
+def t2s_forward_config(t2s_config: str, instances: int) -> str:
+    """``t2s``'s filled template as a forwarder to ``t2s_engine`` (no network, ``instances`` light instances)."""
+    lines = [line for line in t2s_config.splitlines() if not _ONNX_FILE_LINE.match(line)]
+    lines += [
+        f"# gpu-torch: every request goes to {T2S_ENGINE}, which decodes concurrent requests together",
+        f'parameters: {{ key: "forward_to", value: {{ string_value: "{T2S_ENGINE}" }} }}',
+    ]
+    return set_instance_count("\n".join(lines) + "\n", instances)
 
 
 def set_instance_count(config: str, count: int) -> str:
@@ -115,13 +140,13 @@ def set_instance_count(config: str, count: int) -> str:
     return re.sub(r"kind: KIND_CPU, count: \d+", f"kind: KIND_CPU, count: {count}", config)
 
 
-def default_t2s_instances() -> int | None:
-    """TORCH_T2S_INSTANCES where torch sees a GPU, else None (keep the template's count)."""
+def torch_sees_gpu() -> bool:
+    """Whether the exporting host's torch sees a CUDA GPU (the gpu-torch instance counts follow it)."""
     try:
         import torch
     except ImportError:
-        return None
-    return TORCH_T2S_INSTANCES if torch.cuda.is_available() else None
+        return False
+    return torch.cuda.is_available()
 
 
 def _env_parameter(target: str) -> str:
@@ -146,7 +171,7 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
         raise UserError(f"the model templates in {TEMPLATES} lack {', '.join(missing)}")
     env = _env_parameter(target)
     threads = threads or default_threads()
-    gpu_instances = default_t2s_instances() if target == TORCH_TARGET else None
+    gpu = target == TORCH_TARGET and torch_sees_gpu()
     for model in MODELS:
         source, dest = TEMPLATES / model, repo / model
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
@@ -157,10 +182,20 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
         else:
             config = fill_template(config, env, threads)
             if target == TORCH_TARGET and model in TORCH_MODELS:
-                config = torch_runtime_config(config, model, gpu_instances)
-            elif target == TORCH_TARGET and gpu_instances and model in TORCH_ORCHESTRATOR_INSTANCES:
+                config = torch_runtime_config(config, model)
+            elif target == TORCH_TARGET and model == "t2s":
+                _write_t2s_engine(repo, t2s_engine_config(config))
+                config = t2s_forward_config(config, TORCH_T2S_FORWARDERS["gpu" if gpu else "cpu"])
+            elif gpu and model in TORCH_ORCHESTRATOR_INSTANCES:
                 config = set_instance_count(config, TORCH_ORCHESTRATOR_INSTANCES[model])
             if target == "gpu" and model == "t2s":
                 config = config.replace("kind: KIND_CPU", "kind: KIND_GPU")
             shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")
         (dest / "config.pbtxt").write_text(config, "utf-8")
+
+
+def _write_t2s_engine(repo: Path, config: str) -> None:
+    folder = repo / T2S_ENGINE
+    (folder / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(config, "utf-8")
+    (folder / MODEL_VERSION / "model.py").write_text(T2S_ENGINE_ENTRY, "utf-8")

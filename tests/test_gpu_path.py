@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,14 @@ def test_gpu_torch_export_writes_torch_networks_and_configs(torch_repository: Pa
     assert (repo / "bert/1/vocab.txt").is_file()
     for model in TORCH_MODELS:
         assert (repo / model / "1" / NETWORK_FILE).is_file() and (repo / model / "1" / WEIGHTS_FILE).is_file()
+    for model in (*PLAIN, "t2s_engine"):
         config = (repo / model / "config.pbtxt").read_text()
         assert 'key: "runtime", value: { string_value: "torch" }' in config
         assert "onnx_file" not in config and "step_file" not in config and "@" not in config
+    engine = (repo / "t2s_engine/config.pbtxt").read_text()
+    assert "decoupled: true" in engine and "count: 1 " in engine and (repo / "t2s_engine/1/model.py").is_file()
+    forward = (repo / "t2s/config.pbtxt").read_text()
+    assert 'string_value: "t2s_engine"' in forward and "runtime" not in forward and "count: 4 " in forward
     assert 'string_value: "float32"' in (repo / "vq_encode/config.pbtxt").read_text()
     assert "runtime" not in (repo / "voice_clone/config.pbtxt").read_text()
 
@@ -124,7 +130,8 @@ def test_torch_t2s_from_the_repository_equals_the_onnx_loop(torch_repository, ti
 def test_tritonserver_serves_voice_clone_from_the_torch_repository(
     torch_repository, tiny_model_repository, reference_audio, tmp_path
 ) -> None:
-    """voice_clone through a real tritonserver on the torch runtime (CPU) gives the onnxruntime pipeline's tokens."""
+    """voice_clone through a real tritonserver on the torch runtime (CPU: t2s forwards to t2s_engine) gives the
+    onnxruntime pipeline's tokens, and concurrent requests (merged by the engine) their sequential audio."""
     from gsv_triton.client import synthesize
     from gsv_triton.errors import UserError
     from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
@@ -140,13 +147,23 @@ def test_tritonserver_serves_voice_clone_from_the_torch_repository(
     options = dict(seed=21, max_new_tokens=MAX_TOKENS, cut_punc="，。")
     server = TritonServer(install)
     server.start(torch_repository, free_port(), free_port(), free_port(), log_path=tmp_path / "triton.log")
+
+    def call(seed: int) -> tuple[np.ndarray, int]:
+        return synthesize(server.grpc_endpoint, "grpc", text=text, reference_audio=ref, prompt_text=prompt_text,
+                          **(options | {"seed": seed}))  # fmt: skip
+
     try:
         server.wait_ready(READY_TIMEOUT_S)
-        audio, rate = synthesize(server.grpc_endpoint, "grpc", text=text, reference_audio=ref, prompt_text=prompt_text,
-                                 **options)
+        audio, rate = call(options["seed"])
+        seeds = [31, 32, 33]
+        alone = [call(seed)[0] for seed in seeds]
+        with ThreadPoolExecutor(len(seeds)) as pool:  # t2s_engine decodes these requests in shared steps
+            together = list(pool.map(lambda seed: call(seed)[0], seeds))
     finally:
         server.stop()
-    assert "torch runtime on cpu" in (tmp_path / "triton.log").read_text()
+    assert "t2s_engine: torch runtime on cpu" in (tmp_path / "triton.log").read_text()
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
 
     def strings(**values: str | bytes) -> dict[str, np.ndarray]:
         return {k: np.array([v if isinstance(v, bytes) else v.encode()], dtype=object) for k, v in values.items()}
@@ -184,11 +201,21 @@ def test_gpu_bench_cpu_fallback_runs_every_step(tmp_path) -> None:
 
 
 def test_torch_runtime_config_rewrites_a_template() -> None:
-    from gsv_export.triton_repository import TEMPLATES, set_instance_count, torch_runtime_config
+    from gsv_export.triton_repository import (
+        TEMPLATES,
+        set_instance_count,
+        t2s_engine_config,
+        t2s_forward_config,
+        torch_runtime_config,
+    )
 
-    t2s = torch_runtime_config((TEMPLATES / "t2s" / "config.pbtxt").read_text(), "t2s", 4)
-    assert "count: 4" in t2s and "prefill_file" not in t2s and "step_file" not in t2s
-    assert 'key: "runtime", value: { string_value: "torch" }' in t2s
+    template = (TEMPLATES / "t2s" / "config.pbtxt").read_text()
+    engine = t2s_engine_config(template)
+    assert "count: 1 " in engine and "prefill_file" not in engine and "step_file" not in engine
+    assert 'key: "runtime", value: { string_value: "torch" }' in engine
+    assert "max_batch_size: 0\nmodel_transaction_policy { decoupled: true }" in engine
+    forward = t2s_forward_config(template, 16)
+    assert "count: 16 " in forward and 'key: "forward_to"' in forward and "runtime" not in forward
     vq = torch_runtime_config((TEMPLATES / "vq_encode" / "config.pbtxt").read_text(), "vq_encode")
     assert 'key: "dtype", value: { string_value: "float32" }' in vq and "onnx_file" not in vq
     voice = set_instance_count((TEMPLATES / "voice_clone" / "config.pbtxt").read_text(), 8)

@@ -8,6 +8,10 @@ Config parameters: ``prefill_file``, ``step_file`` (graphs in the version folder
 ``device`` (as in ``onnx_model``); ``runtime: torch`` runs the loop on torch instead
 (:class:`~gsv_triton.serving.torch_t2s.TorchT2SRunner`: static KV cache, CUDA graphs on a GPU; parameters
 ``device``, ``dtype``, ``max_context``), with weights written by ``export --target gpu-torch``.
+
+``forward_to: "t2s_engine"`` (gpu-torch repositories): no network here; each request goes unchanged over BLS to
+that decoupled model, whose single instance decodes the rows of all concurrent requests together
+(:mod:`gsv_triton.serving.models.t2s_engine_model`). These instances only wait, so they are many and cheap.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from gsv_triton.t2s_loop import T2SRunner
 
 from .onnx_model import torch_placement, uses_torch_runtime
 from .pipeline import run_t2s
-from .triton_io import guarded, request_inputs, response
+from .triton_io import BlsError, error_response, guarded, request_inputs, response
 
+OUTPUTS = ("tokens", "lengths")
 INPUTS = (
     "phone_ids", "phone_lengths", "bert", "prompt_codes", "top_k", "top_p", "temperature",
     "repetition_penalty", "seed", "max_new_tokens", "ignore_eos",
@@ -35,6 +40,9 @@ class TritonPythonModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         threads = int(params.get("intra_op_threads", "1"))
         self.logger = pb_utils.Logger
+        self.forward_to = params.get("forward_to") or None
+        if self.forward_to:
+            return
         if uses_torch_runtime(params):
             from gsv_triton.serving.torch_networks import load_t2s_runner
 
@@ -50,7 +58,24 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list) -> list:
-        return [guarded("t2s", self.logger, self._run, r) for r in requests]
+        run = self._forward if self.forward_to else self._run
+        return [guarded("t2s", self.logger, run, r) for r in requests]
+
+    def _forward(self, request):
+        """The request as it came, to ``forward_to``; its single (final) response back."""
+        call = pb_utils.InferenceRequest(
+            model_name=self.forward_to, requested_output_names=list(OUTPUTS), inputs=request.inputs()
+        )
+        for reply in call.exec(decoupled=True):
+            if reply.has_error():
+                message = reply.error().message()
+                if reply.error().code() == pb_utils.TritonError.INVALID_ARG:
+                    return error_response(message, invalid_input=True)  # the field name stays first
+                raise BlsError(message)
+            tensors = [pb_utils.get_output_tensor_by_name(reply, name) for name in OUTPUTS]
+            if all(t is not None for t in tensors):
+                return pb_utils.InferenceResponse(output_tensors=tensors)
+        raise BlsError(f"{self.forward_to} sent no tokens")
 
     def _run(self, request):
         return response(run_t2s(self.runner, request_inputs(request, INPUTS)))
