@@ -3,7 +3,8 @@ runs this file on a GPU host before it measures anything.
 
 * the captured steps compute what the same steps compute eagerly (same kernels, same windows): identical tokens,
   also for a padded batch and after a longer request left stale K/V in the cache;
-* float16 on CUDA follows float32 on the CPU: T2S logits along a forced token path, and every plain network.
+* float16 on CUDA follows float32 on the CPU: T2S logits along a forced token path, and every plain network;
+* the T2SEngine (t2s_engine's continuous batching) on CUDA graphs gives a lone request the runner's tokens.
 """
 
 from __future__ import annotations
@@ -57,6 +58,28 @@ def test_cuda_graph_steps_equal_eager_steps() -> None:
             np.testing.assert_array_equal(x, y)
     assert graphs.graph_count >= 3 and eager.graph_count == 0
     assert batch_bucket(3) == 4
+
+
+def test_cuda_engine_serves_requests_like_the_runner() -> None:
+    """T2SEngine on CUDA graphs: a request alone gives the runner's tokens; concurrent ones all complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+
+    cuda = resolve_placement("cuda")
+    runner = TorchT2SRunner(_decoder(), cuda)
+    phones, berts, prompt = _rows(5, [10, 7])
+    kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=60, eos_enabled=False)
+    expected = runner.generate(phones, berts, prompt, **kwargs)
+    engine = T2SEngine(TorchT2SRunner(_decoder(), cuda), lanes=16)
+    try:
+        for x, y in zip(expected, engine.generate(phones, berts, prompt, **kwargs), strict=True):
+            np.testing.assert_array_equal(x, y)
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda i: engine.generate(phones[:1], berts[:1], prompt, seed=i, **kwargs), range(16)))
+        assert all(len(r[0]) == 59 for r in results)
+    finally:
+        engine.close()
 
 
 def _forced_logits(runner: TorchT2SRunner, phones, berts, prompt, tokens: np.ndarray) -> list[np.ndarray]:
