@@ -3,12 +3,18 @@
 ``synthesize(url, text=..., reference_audio=..., prompt_text=...) -> (audio, sample_rate)`` builds the request
 tensors of the public contract (model_repository/voice_clone/config.pbtxt); only the inputs you pass are sent,
 so the server's defaults apply to the rest. Needs ``tritonclient[http,grpc]`` (the ``serve`` extra).
+
+``synthesize_stream(url, text=..., ...)`` yields the audio of each sentence piece as the decoupled
+``voice_clone_stream`` model sends it (gRPC only); ``gsv-triton client --stream`` uses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,7 @@ import numpy as np
 from gsv_triton.errors import UserError
 
 MODEL_NAME = "voice_clone"
+STREAM_MODEL_NAME = "voice_clone_stream"
 PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 # A long text on a CPU host takes a while; the HTTP client's own default (60 s) is too short.
@@ -125,6 +132,47 @@ def synthesize(
     return result.as_numpy("audio"), int(result.as_numpy("sample_rate")[0])
 
 
+def synthesize_stream(
+    url: str | None = None,
+    *,
+    text: str,
+    reference_audio: bytes,
+    prompt_text: str,
+    text_language: str = "zh",
+    prompt_language: str = "zh",
+    model_name: str = STREAM_MODEL_NAME,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    **options: Any,
+) -> Iterator[tuple[np.ndarray, int]]:
+    """Call ``voice_clone_stream`` over gRPC; yields (audio of one sentence piece, sample rate) as each arrives.
+
+    The pieces concatenated equal :func:`synthesize`'s audio for the same request and seed. Pieces come at the
+    sentence marks of ``cut_punc`` (without it, a text splits at newlines only). Errors raise UserError.
+    """
+    module = _client_module("grpc")
+    inputs = build_inputs("grpc", text, reference_audio, prompt_text, text_language, prompt_language, **options)
+    url = url or DEFAULT_URLS["grpc"]
+    responses: queue.Queue = queue.Queue()
+    client = module.InferenceServerClient(url)
+    try:
+        client.start_stream(callback=lambda result, error: responses.put((result, error)))
+        client.async_stream_infer(model_name, inputs)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                result, error = responses.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise UserError(f"{model_name} at {url}: no answer within {timeout_s:g} s") from None
+            if error is not None:
+                raise UserError(f"{model_name} at {url} (grpc): {error.message() or error}")
+            yield result.as_numpy("audio"), int(result.as_numpy("sample_rate")[0])
+            if int(result.as_numpy("piece")[0]) + 1 >= int(result.as_numpy("pieces")[0]):
+                return
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``gsv-triton client`` (also used by :func:`main`)."""
     parser.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8000 for http, :8001 for grpc)")
@@ -141,7 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--cut-punc", help="split the text after these marks, e.g. '，。'")
-    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--model-name", help=f"default {MODEL_NAME} ({STREAM_MODEL_NAME} with --stream)")
+    parser.add_argument("--stream", action="store_true",
+                        help=f"use {STREAM_MODEL_NAME} (gRPC): print each sentence piece as it arrives")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -152,15 +202,12 @@ def run(args: argparse.Namespace) -> Path:
         reference = Path(args.reference).read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read reference audio {args.reference}: {exc.strerror}") from None
-    audio, rate = synthesize(
-        args.url,
-        args.protocol,
+    request = dict(
         text=args.text,
         reference_audio=reference,
         prompt_text=args.prompt_text,
         text_language=args.text_language,
         prompt_language=args.prompt_language,
-        model_name=args.model_name,
         top_k=args.top_k,
         top_p=args.top_p,
         temperature=args.temperature,
@@ -168,6 +215,16 @@ def run(args: argparse.Namespace) -> Path:
         seed=args.seed,
         cut_punc=args.cut_punc,
     )
+    if getattr(args, "stream", False):
+        if args.protocol != "grpc":
+            raise UserError("--stream needs --protocol grpc (Triton streams over gRPC only)")
+        start, parts, rate = time.perf_counter(), [], 0
+        for part, rate in synthesize_stream(args.url, model_name=args.model_name or STREAM_MODEL_NAME, **request):
+            parts.append(part)
+            print(f"piece {len(parts)}: {len(part) / rate:.2f} s of audio at {time.perf_counter() - start:.2f} s")
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    else:
+        audio, rate = synthesize(args.url, args.protocol, model_name=args.model_name or MODEL_NAME, **request)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(to_wav_bytes(audio, rate))

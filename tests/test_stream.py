@@ -107,3 +107,15 @@ def test_stream_errors_come_before_any_audio(gateway, reference_audio) -> None:
                               timeout=TIMEOUT_S)  # fmt: skip
         assert response.status_code == status, response.text
         assert response.json()["field"] == field
+
+
+def test_direct_triton_stream_client_equals_synthesize(triton_server, reference_audio) -> None:
+    """gsv_triton.client.synthesize_stream (voice_clone_stream over gRPC) against synthesize (voice_clone)."""
+    from gsv_triton.client import synthesize, synthesize_stream
+
+    request = dict(text=TEXT, reference_audio=reference_audio(3), prompt_text=PROMPT, seed=21, cut_punc=CUT,
+                   max_new_tokens=40)  # fmt: skip
+    parts = list(synthesize_stream(triton_server.grpc_url, **request))
+    full, rate = synthesize(triton_server.grpc_url, "grpc", **request)
+    assert len(parts) >= 4 and all(r == rate for _, r in parts)
+    np.testing.assert_array_equal(np.concatenate([p for p, _ in parts]), full)
