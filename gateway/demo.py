@@ -14,6 +14,7 @@ import argparse
 import base64
 import io
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ def run_demo(
         raise UserError(f"cannot read the reference {reference}: {exc.strerror}") from None
     log_path = out.with_name("tritonserver.log")
     print(f"[demo] starting tritonserver on {model_repository} (log: {log_path})", flush=True)
+    # The demo stores no voices: a throwaway voice directory keeps the user's data directory untouched.
+    voice_dir = tempfile.TemporaryDirectory(prefix="gsv-demo-voices-")
     triton = TritonServer()
     triton.start(Path(model_repository), free_port(), free_port(), free_port(), log_path=log_path)
     try:
@@ -90,8 +93,9 @@ def run_demo(
         except TritonServerError as exc:
             raise UserError(f"{exc.summary} (see {log_path})") from exc
         settings = GatewaySettings(
-            triton_url=triton.grpc_endpoint, max_new_tokens=max_new_tokens, request_timeout_s=REQUEST_TIMEOUT_S
-        )
+            triton_url=triton.grpc_endpoint, max_new_tokens=max_new_tokens, request_timeout_s=REQUEST_TIMEOUT_S,
+            voice_dir=Path(voice_dir.name),
+        )  # fmt: skip
         with BackgroundGateway(settings) as gateway:
             print(f"[demo] Triton ready in {waited:.1f} s; gateway on {gateway.url}; POST /v1/voice-clone", flush=True)
             started = time.perf_counter()
@@ -117,6 +121,7 @@ def run_demo(
         out.write_bytes(wav)
     finally:
         triton.stop()
+        voice_dir.cleanup()
     print(f"[demo] request took {elapsed:.2f} s; Triton and the gateway are stopped", flush=True)
     return DemoResult(out=out, duration_s=result["output_duration"], processing_time_s=result["processing_time"],
                       reference=Path(reference))  # fmt: skip
