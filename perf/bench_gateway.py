@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                                       log_path=workdir / "tritonserver.log")  # fmt: skip
         server.wait_ready(READY_TIMEOUT_S)
         triton_grpc = server.grpc_endpoint
-    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log")
+    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")})
     try:
         cpu_before = cpu_seconds(gateway.process.pid)
         times, durations = run_paths(gateway.url, triton_grpc, reference_clip(), args.requests, args.concurrency,
