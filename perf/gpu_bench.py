@@ -13,7 +13,8 @@ Against a running or freshly started tritonserver serving that repository, over 
 * GPU memory: nvidia-smi's used memory of the whole GPU while the server is loaded (n/a without nvidia-smi).
 
 Then, with the server stopped, the T2S loop alone in this process (no Triton): tokens/s of the torch runner at
-batch 1/4/16 and, on CUDA, whether the CUDA-graph steps give the eager steps' greedy tokens.
+batch 1/4/16, of the T2SEngine with 1/4/16 concurrent requests and, on CUDA, whether the CUDA-graph steps give
+the eager steps' greedy tokens.
 
     python perf/gpu_bench.py --repo REPO [--url 127.0.0.1:8001] [--tokens 250] [--concurrency 1,4,16]
         [--json results.json]
@@ -209,6 +210,7 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
         out[f"batch{b}"] = {"tokens_per_s": n / wall, "ms_per_step": 1000 * wall / (tokens + 1)}
         log(f"t2s alone, batch {b}: {n / wall:.0f} tokens/s, {1000 * wall / (tokens + 1):.2f} ms/step")
     out["graphs"] = runner.graph_count
+    out["engine"] = measure_engine(runner, phones, bert, prompt, tokens, batches)
     if placement.is_cuda:
         # Same windows as the graphs, so the only difference is capture vs eager launch: tokens must be identical.
         eager = type(runner)(runner.decoder, placement, cuda_graphs=False, bucket_windows=True)
@@ -220,6 +222,32 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
         out["graph_vs_eager_greedy_tokens"] = len(a)
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
         log(f"graph vs eager greedy: first {agree} of {len(a)} tokens agree")
+    return out
+
+
+def measure_engine(runner, phones: np.ndarray, bert: np.ndarray, prompt: np.ndarray, tokens: int,
+                   concurrency: tuple[int, ...]) -> dict:
+    """tokens/s of T2SEngine (what t2s_engine serves) with C threads submitting one-row requests at once."""
+    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+
+    engine = T2SEngine(runner, lanes=max(concurrency))
+    out = {}
+    try:
+        for c in concurrency:
+            def one(seed: int) -> int:
+                result = engine.generate([phones], [bert], prompt, top_k=15, seed=seed, max_new_tokens=tokens + 1,
+                                         eos_enabled=False)  # fmt: skip
+                return len(result[0])
+
+            with ThreadPoolExecutor(c) as pool:
+                list(pool.map(one, range(c)))  # warm-up: this concurrency's buckets and windows
+                start = time.perf_counter()
+                n = sum(pool.map(one, range(c, 2 * c)))
+            wall = time.perf_counter() - start
+            out[f"c{c}"] = {"tokens_per_s": n / wall, "wall_s": wall}
+            log(f"t2s engine alone, {c} concurrent requests: {n / wall:.0f} tokens/s")
+    finally:
+        engine.close()
     return out
 
 
@@ -262,6 +290,10 @@ def report(results: dict) -> str:
         for key, row in t2s.items():
             if key.startswith("batch"):
                 lines.append(f"| {key[5:]} | {row['tokens_per_s']:.0f} | {row['ms_per_step']:.2f} |")
+        if t2s.get("engine"):
+            lines += ["", "T2SEngine (what t2s_engine serves), one-row requests submitted at once:", "",
+                      "| concurrent requests | tokens/s |", "|---|---|"]  # fmt: skip
+            lines += [f"| {key[1:]} | {row['tokens_per_s']:.0f} |" for key, row in t2s["engine"].items()]
         if "graph_vs_eager_greedy_agreeing_prefix" in t2s:
             lines.append(f"\nCUDA graphs vs eager, greedy: first {t2s['graph_vs_eager_greedy_agreeing_prefix']} of "
                          f"{t2s['graph_vs_eager_greedy_tokens']} tokens agree; peak {t2s['peak_cuda_mib']:.0f} MiB")
