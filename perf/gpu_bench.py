@@ -192,6 +192,8 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
     from gsv_triton.serving.torch_networks import load_t2s_runner
 
     placement = resolve_placement()
+    if not placement.is_cuda:
+        torch.set_num_threads(1)  # like the serving instances; more threads only contend on a shared CPU host
     runner = load_t2s_runner(repo / "t2s" / "1", placement)
     rng = np.random.default_rng(0)
     phones = rng.integers(0, 300, 60).astype(np.int64)
