@@ -77,7 +77,7 @@ def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempP
         "--out", str(repo),
     )  # fmt: skip
     install_triton_models(repo)  # idempotent: also fine once `export` installs the configs itself
-    install_extra_models(repo)  # voice_encode (the voice library), until install_triton_models lists it
+    install_extra_models(repo)  # voice_encode, voice_convert, voice_clone_stream, if export did not
     return repo
 
 

@@ -36,5 +36,8 @@ def test_install_extra_models_writes_configs_and_entry_points(tmp_path, capsys) 
         assert "@EXECUTION_ENV@" not in config and "EXECUTION_ENV_PATH" in config
         assert (tmp_path / model / "1" / "model.py").read_text("utf-8").count("TritonPythonModel") >= 1
     assert "decoupled: true" in (tmp_path / "voice_clone_stream" / "config.pbtxt").read_text("utf-8")
-    assert install_extra_models(tmp_path) == list(EXTRA_MODELS)  # idempotent
+    assert install_extra_models(tmp_path) == []  # present models are left alone (a GPU target's configs)
+    (tmp_path / "voice_encode" / "config.pbtxt").write_text("custom", "utf-8")
+    assert install_extra_models(tmp_path) == [] and (tmp_path / "voice_encode" / "config.pbtxt").read_text() == "custom"
+    assert install_extra_models(tmp_path, force=True) == list(EXTRA_MODELS)
     assert main([str(tmp_path / "missing")]) == 2

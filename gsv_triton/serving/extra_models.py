@@ -1,8 +1,12 @@
-"""Install the Triton models added after the core pipeline (``voice_encode``, ``voice_convert``, ``voice_clone_stream``) into an exported repository.
+"""Add the models of the voice library, voice conversion and streaming to an exported repository.
 
-``gsv_export.triton_repository.install_triton_models`` installs the core models from its fixed list; until
-that list names these too, call :func:`install_extra_models` after it (the test fixtures and the perf scripts
-do), or run ``python -m gsv_triton.serving.extra_models REPO``. Same templates, same placeholders, same result.
+The models: ``voice_encode``, ``voice_convert``, ``voice_clone_stream``.
+
+``gsv-triton export`` (``gsv_export.triton_repository.install_triton_models``) installs these with the core
+models. This module adds them to a repository exported before they existed, without exporting again:
+``python -m gsv_triton.serving.extra_models REPO`` (the test fixtures and the perf scripts call
+:func:`install_extra_models` too). Models already in the repository are left as they are, so a GPU
+target's configs are never replaced by these CPU ones.
 Without them the gateway's voice library, streaming and voice conversion answer 503 with that command.
 """
 
@@ -21,8 +25,9 @@ ENV_PLACEHOLDER = "@EXECUTION_ENV@"
 NO_ENV = "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
 
 
-def install_extra_models(repo: Path, target: str = "cpu") -> list[str]:
-    """Write ``config.pbtxt`` and ``1/model.py`` of every extra model into ``repo``; returns their names."""
+def install_extra_models(repo: Path, target: str = "cpu", force: bool = False) -> list[str]:
+    """Write ``config.pbtxt`` and ``1/model.py`` of each extra model ``repo`` lacks (all with ``force``);
+    returns the names written."""
     repo = Path(repo)
     if not repo.is_dir():
         raise UserError(f"model repository {repo} does not exist")
@@ -32,13 +37,17 @@ def install_extra_models(repo: Path, target: str = "cpu") -> list[str]:
         if target == "cpu":
             raise
         env = NO_ENV
+    written = []
     for model in EXTRA_MODELS:
         source, dest = TEMPLATES / model, repo / model
+        if (dest / "config.pbtxt").is_file() and not force:
+            continue
+        written.append(model)
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
         config = (source / "config.pbtxt").read_text("utf-8").replace(ENV_PLACEHOLDER, env.rstrip("\n"))
         (dest / "config.pbtxt").write_text(config, "utf-8")
         shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")
-    return list(EXTRA_MODELS)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"installed {', '.join(names)} into {args[0]} (restart Triton to load them)")
+    if names:
+        print(f"installed {', '.join(names)} into {args[0]} (restart Triton to load them)")
+    else:
+        print(f"{args[0]} has {', '.join(EXTRA_MODELS)} already")
     return 0
 
 
