@@ -233,6 +233,7 @@ def measure_engine(runner, phones: np.ndarray, bert: np.ndarray, prompt: np.ndar
     from gsv_triton.serving.torch_t2s_engine import T2SEngine
 
     engine = T2SEngine(runner, lanes=max(concurrency))
+    engine.warm_up()  # as t2s_engine does at load
     out = {}
     try:
         for c in concurrency:

@@ -72,6 +72,8 @@ def test_cuda_engine_serves_requests_like_the_runner() -> None:
     kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=60, eos_enabled=False)
     expected = runner.generate(phones, berts, prompt, **kwargs)
     engine = T2SEngine(TorchT2SRunner(_decoder(), cuda), lanes=16)
+    engine.warm_up()
+    assert engine.runner.graph_count == 5 * 2  # buckets 1, 2, 4, 8, 16 x two windows
     try:
         for x, y in zip(expected, engine.generate(phones, berts, prompt, **kwargs), strict=True):
             np.testing.assert_array_equal(x, y)

@@ -31,7 +31,7 @@ import torch
 
 from gsv_triton.errors import InputError
 from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
-from gsv_triton.serving.torch_t2s import TorchT2SRunner, _as_rows, _StepInputs, batch_bucket
+from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, _as_rows, _StepInputs, batch_bucket
 from gsv_triton.settings import SamplingDefaults
 
 DEFAULT_LANES = 16
@@ -123,6 +123,22 @@ class T2SEngine:
         """Blocking form of :meth:`submit`: a drop-in for ``TorchT2SRunner.generate`` in ``run_t2s``."""
         return self.submit(phone_ids, bert, prompt_codes, **kwargs).result()
 
+    def warm_up(self, windows: int = 2) -> None:
+        """Capture the step graphs of every batch bucket for the first ``windows`` attention windows now (CUDA),
+        so the first requests at each concurrency do not pay for captures; a no-op on the CPU. Call it before
+        the first ``submit`` (the worker is idle then)."""
+        runner = self.runner
+        if not runner.use_graphs:
+            return
+        with torch.no_grad(), torch.cuda.device(runner.placement.device):
+            self._ensure_cache(windows * CONTEXT_BUCKET)
+            rows = 1
+            while rows <= self.lanes:
+                for w in range(1, windows + 1):
+                    runner._graph(self._inputs(rows), min(w * CONTEXT_BUCKET, runner._context))
+                rows *= 2
+            torch.cuda.synchronize(runner.placement.device)
+
     def close(self) -> None:
         self._closed = True
         self._pending.put(None)
@@ -172,6 +188,12 @@ class T2SEngine:
                                             base_valid=full.base_valid[:rows])  # fmt: skip
         return self._views[rows]
 
+    def _ensure_cache(self, positions: int) -> None:
+        """The runner's cache with a row per lane and ``positions`` positions (the lane layout is fixed from here)."""
+        self.runner._reserve(self.lanes, positions)
+        self._full = self.runner._inputs_for(self.lanes)
+        self._views.clear()
+
     def _admit(self) -> None:
         """Prefill waiting requests (first come, first served) into free lanes while they fit."""
         while self._waiting:
@@ -184,9 +206,7 @@ class T2SEngine:
             if self._full is None or needed > self.runner._context:
                 if self._busy:
                     return  # growing the cache drops its contents: wait until the running rows are done
-                self.runner._reserve(self.lanes, needed)
-                self._full = self.runner._inputs_for(self.lanes)
-                self._views.clear()
+                self._ensure_cache(needed)
             self._waiting.pop(0)
             lanes = np.array(free[: request.rows], dtype=np.int64)
             try:

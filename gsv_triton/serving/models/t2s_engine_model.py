@@ -42,6 +42,7 @@ class TritonPythonModel:
         placement = torch_placement(params, int(params.get("intra_op_threads", "1")), args)
         runner = load_t2s_runner(folder, placement, int(params.get("max_context") or 0) or None)
         self.engine = T2SEngine(runner, lanes=int(params.get("lanes") or DEFAULT_LANES))
+        self.engine.warm_up()  # CUDA: every batch bucket's first graphs now, not inside the first requests
         # Threads that wait on the engine for one request each: enough for every lane, plus queued requests.
         self.waiters = ThreadPoolExecutor(max_workers=4 * self.engine.lanes, thread_name_prefix="t2s-wait")
         self.logger = pb_utils.Logger
