@@ -179,3 +179,20 @@ def test_engine_reports_bad_requests_at_submit(runners) -> None:
         assert len(engine.generate(phones[:1], berts[:1], prompt, top_k=1, max_new_tokens=5, eos_enabled=False)[0]) == 4
     finally:
         engine.close()
+
+
+def test_engine_fails_requests_in_flight_and_keeps_serving(runners, monkeypatch) -> None:
+    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+
+    _, torch_runner = runners
+    runner = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64)
+    engine = T2SEngine(runner, lanes=2)
+    phones, berts, prompt = _rows(3, [5])
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(runner, "_step", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("device lost")))
+            with pytest.raises(RuntimeError, match="device lost"):
+                engine.generate(phones, berts, prompt, top_k=1, max_new_tokens=5)
+        assert len(engine.generate(phones, berts, prompt, top_k=1, max_new_tokens=5, eos_enabled=False)[0]) == 4
+    finally:
+        engine.close()

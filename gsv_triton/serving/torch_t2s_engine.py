@@ -156,15 +156,20 @@ class T2SEngine:
             while True:
                 if not self._take_new(block=not self._busy and not self._waiting):
                     break
-                self._admit()
-                if self._busy:
-                    try:
+                try:
+                    self._admit()
+                    if self._busy:
                         self._advance()
-                    except Exception as exc:  # fail the running requests, keep serving the next ones
-                        for request in {id(s.request): s.request for s in self._busy.values()}.values():
-                            if not request.future.done():
-                                request.future.set_exception(exc)
-                        self._busy.clear()
+                except Exception as exc:  # fail what is in flight, keep serving the next requests
+                    self._fail_all(exc)
+
+    def _fail_all(self, exc: Exception) -> None:
+        requests = [s.request for s in self._busy.values()] + self._waiting
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(exc)
+        self._busy.clear()
+        self._waiting.clear()
 
     def _take_new(self, block: bool) -> bool:
         """Move newly submitted requests to the waiting list; False once closed and drained."""
