@@ -61,6 +61,110 @@ def _as_rows(value, ndim: int, name: str) -> list[np.ndarray]:
     raise InputError(name, f"expected a list of {ndim}-D arrays or one {ndim + 1}-D array")
 
 
+@dataclass(frozen=True)
+class T2SBatch:
+    """The validated inputs of one ``generate`` call; shared by every T2S loop (onnxruntime, torch, engine)."""
+
+    phones: list[np.ndarray]  # int64 [Tx_b] per row
+    berts: list[np.ndarray]  # float32 [1024, Tx_b] per row
+    prompts: np.ndarray  # int64 [B, Ty]
+    seeds: list[int]  # one per row
+    params: SamplingParams
+    max_new_tokens: int
+    eos_enabled: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.phones)
+
+    @classmethod
+    def from_inputs(
+        cls,
+        phone_ids,
+        bert,
+        prompt_codes,
+        *,
+        eos: int,
+        phoneme_vocab: int | None = None,
+        top_k: int = SamplingDefaults.top_k,
+        top_p: float = SamplingDefaults.top_p,
+        temperature: float = SamplingDefaults.temperature,
+        repetition_penalty: float = SamplingDefaults.repetition_penalty,
+        seed: int | Sequence[int] = 0,
+        max_new_tokens: int = SamplingDefaults.max_new_tokens,
+        eos_enabled: bool = True,
+    ) -> T2SBatch:
+        """phone_ids: [B,Tx] or a list of [Tx_b]; bert: [B,1024,Tx] or a list of [1024,Tx_b]; prompt_codes: [Ty]
+        (shared by every row) or [B,Ty], Ty >= 1; ``seed`` one int for every row or one per row.
+        ``phoneme_vocab``, when known, bounds the phone ids. InputError names the first bad field."""
+        phones = _as_rows(phone_ids, 1, "phone_ids")
+        berts = _as_rows(bert, 2, "bert")
+        prompts = np.asarray(prompt_codes, dtype=np.int64)
+        if prompts.ndim == 1:
+            prompts = np.broadcast_to(prompts, (len(phones), prompts.shape[0]))
+        _check(phones, berts, prompts, max_new_tokens, eos, phoneme_vocab)
+        seeds = [int(seed)] * len(phones) if isinstance(seed, int | np.integer) else [int(s) for s in seed]
+        if len(seeds) != len(phones):
+            raise InputError("seed", f"got {len(seeds)} seeds for {len(phones)} rows")
+        params = SamplingParams(top_k, top_p, temperature, repetition_penalty)
+        return cls(phones, berts, np.array(prompts), seeds, params, int(max_new_tokens), bool(eos_enabled))
+
+    def seen_tokens(self, vocab_size: int) -> np.ndarray:
+        """[B, V] bool: the tokens each row has seen so far (its prompt), for the repetition penalty."""
+        seen = np.zeros((self.rows, vocab_size), dtype=bool)
+        for r in range(self.rows):
+            seen[r, self.prompts[r]] = True
+        return seen
+
+
+def _check(phones, berts, prompts, max_new_tokens: int, eos: int, phoneme_vocab: int | None) -> None:
+    if not phones or len(berts) != len(phones) or prompts.shape[0] != len(phones):
+        raise InputError("phone_ids", "phone_ids, bert and prompt_codes must have the same number of rows")
+    for p, f in zip(phones, berts, strict=True):
+        if len(p) == 0 or f.shape != (BERT_DIM, len(p)):
+            raise InputError("bert", f"row with {len(p)} phones needs bert [1024,{len(p)}], got {f.shape}")
+        if p.min() < 0:
+            raise InputError("phone_ids", "phone ids must be >= 0")
+        if phoneme_vocab is not None and p.max() >= phoneme_vocab:
+            raise InputError("phone_ids", f"phone ids must lie in [0, {phoneme_vocab})")
+    if prompts.shape[1] == 0:
+        raise InputError("prompt_codes", "at least one prompt token is required (no reference-free mode)")
+    if prompts.min() < 0 or prompts.max() >= eos:
+        raise InputError("prompt_codes", f"prompt codes must lie in [0, {eos})")
+    if max_new_tokens < 1:
+        raise InputError("max_new_tokens", "must be >= 1")
+
+
+def sample_step(
+    logits: np.ndarray,
+    seen: np.ndarray,
+    params: Sequence[SamplingParams],
+    rngs: Sequence,
+    *,
+    eos: int,
+    suppress_eos: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One token per row from ``logits`` [B, V], and whether each row stops on EOS (upstream's rule: the argmax of
+    the *penalised* logits or the sample is EOS). ``suppress_eos`` removes the EOS column first."""
+    if suppress_eos:
+        logits = logits[:, :eos]
+    noise = np.stack([exponential_noise(rng, logits.shape[1]) for rng in rngs])
+    tokens, penalised = sample_rows(logits, seen, params, noise)
+    return tokens, (np.argmax(penalised, axis=1) == eos) | (tokens == eos)
+
+
+def finished_row(generated: list[int], token: int, stops_on_eos: bool, at_cap: bool) -> np.ndarray | None:
+    """A row's final tokens if it ends at this step, else None (then ``token`` is appended by the caller).
+
+    On EOS the sampled token is dropped, whatever it is; at the cap, like upstream's caller slicing
+    ``y[:, -idx:]`` with idx = cap - 1, the FIRST generated token is lost and the last sample kept."""
+    if stops_on_eos:
+        return np.array(generated, dtype=np.int64)
+    if at_cap:
+        return np.array(generated[1:] + [token], dtype=np.int64)
+    return None
+
+
 class T2SRunner:
     """Runs ``t2s_prefill.onnx`` and ``t2s_step.onnx`` with the numpy sampler."""
 
@@ -90,24 +194,16 @@ class T2SRunner:
     ) -> list[np.ndarray]:
         """Generated semantic tokens per row (int64, EOS and the dropped token removed).
 
-        phone_ids: [B,Tx] or a list of [Tx_b]; bert: [B,1024,Tx] or a list of [1024,Tx_b]; prompt_codes: [Ty]
-        (shared by every row) or [B,Ty], Ty >= 1. Sampling settings apply to every row; ``seed`` is one int for
-        every row or one per row. ``eos_enabled=False`` never stops early (fixed token counts for benchmarks).
+        Inputs as in :meth:`T2SBatch.from_inputs`. Sampling settings apply to every row.
+        ``eos_enabled=False`` never stops early (fixed token counts for benchmarks).
         """
-        phones = _as_rows(phone_ids, 1, "phone_ids")
-        berts = _as_rows(bert, 2, "bert")
-        b = len(phones)
-        prompts = np.asarray(prompt_codes, dtype=np.int64)
-        if prompts.ndim == 1:
-            prompts = np.broadcast_to(prompts, (b, prompts.shape[0]))
-        self._check(phones, berts, prompts, max_new_tokens)
-        seeds = [int(seed)] * b if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-        if len(seeds) != b:
-            raise InputError("seed", f"got {len(seeds)} seeds for {b} rows")
-        params = [SamplingParams(top_k, top_p, temperature, repetition_penalty)] * b
-
         cfg = self.config
-        ids, lengths, feats = _pad_text(phones, berts)
+        batch = T2SBatch.from_inputs(
+            phone_ids, bert, prompt_codes, eos=cfg.eos, top_k=top_k, top_p=top_p, temperature=temperature,
+            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
+        )  # fmt: skip
+        b, prompts = batch.rows, batch.prompts
+        ids, lengths, feats = _pad_text(batch.phones, batch.berts)
         tx, ty = ids.shape[1], prompts.shape[1]
         feeds = {"phone_ids": ids, "phone_lengths": lengths, "bert": feats, "prompt_codes": prompts.copy()}
         logits, k_cache, v_cache = self.prefill.run(None, feeds)
@@ -119,34 +215,25 @@ class T2SRunner:
         key_valid = np.ones((b, s_max), dtype=bool)
         key_valid[:, :tx] = np.arange(tx)[None, :] < lengths[:, None]
 
-        rngs = [np.random.default_rng(x) for x in seeds]
-        seen = np.zeros((b, cfg.vocab_size), dtype=bool)
-        for r in range(b):
-            seen[r, prompts[r]] = True
+        rngs = [np.random.default_rng(x) for x in batch.seeds]
+        seen = batch.seen_tokens(cfg.vocab_size)
         generated: list[list[int]] = [[] for _ in range(b)]
         results: list[np.ndarray | None] = [None] * b
         alive = np.arange(b)  # original row index of each batch slot
 
         for idx in range(max_new_tokens):
-            step_logits = logits
-            if idx < cfg.min_tokens_before_eos or not eos_enabled:
-                step_logits = logits[:, : cfg.eos]
-            v = step_logits.shape[1]
-            noise = np.stack([exponential_noise(rngs[r], v) for r in alive])
-            tokens, penalised = sample_rows(step_logits, seen, [params[r] for r in alive], noise)
-            stop_eos = (np.argmax(penalised, axis=1) == cfg.eos) | (tokens == cfg.eos)
+            suppress = idx < cfg.min_tokens_before_eos or not eos_enabled
+            tokens, stops = sample_step(logits, seen, [batch.params] * len(alive), [rngs[r] for r in alive],
+                                        eos=cfg.eos, suppress_eos=suppress)  # fmt: skip
             keep = np.ones(len(alive), dtype=bool)
             for slot, r in enumerate(alive):
-                if stop_eos[slot]:
-                    results[r] = np.array(generated[r], dtype=np.int64)
-                    keep[slot] = False
-                elif idx == max_new_tokens - 1:
-                    # Upstream's caller slices y[:, -idx:] with idx = cap - 1: the first token is lost.
-                    results[r] = np.array(generated[r][1:] + [int(tokens[slot])], dtype=np.int64)
+                token = int(tokens[slot])
+                results[r] = finished_row(generated[r], token, bool(stops[slot]), idx == max_new_tokens - 1)
+                if results[r] is not None:
                     keep[slot] = False
                 else:
-                    generated[r].append(int(tokens[slot]))
-                    seen[slot, tokens[slot]] = True
+                    generated[r].append(token)
+                    seen[slot, token] = True
             if not keep.any():
                 break
             if not keep.all():
@@ -172,21 +259,6 @@ class T2SRunner:
             feeds[f"past_k_{i}"] = kv[0, i, :s].reshape(s, b, heads, head_dim)  # a view, no copy
             feeds[f"past_v_{i}"] = kv[1, i, :s].reshape(s, b, heads, head_dim)
         return self.step.run(None, feeds)
-
-    def _check(self, phones, berts, prompts, max_new_tokens: int) -> None:
-        if not phones or len(berts) != len(phones) or prompts.shape[0] != len(phones):
-            raise InputError("phone_ids", "phone_ids, bert and prompt_codes must have the same number of rows")
-        for p, f in zip(phones, berts, strict=True):
-            if len(p) == 0 or f.shape != (BERT_DIM, len(p)):
-                raise InputError("bert", f"row with {len(p)} phones needs bert [1024,{len(p)}], got {f.shape}")
-            if p.min() < 0:
-                raise InputError("phone_ids", "phone ids must be >= 0")
-        if prompts.shape[1] == 0:
-            raise InputError("prompt_codes", "at least one prompt token is required (no reference-free mode)")
-        if prompts.min() < 0 or prompts.max() >= self.config.eos:
-            raise InputError("prompt_codes", f"prompt codes must lie in [0, {self.config.eos})")
-        if max_new_tokens < 1:
-            raise InputError("max_new_tokens", "must be >= 1")
 
 
 def _pad_text(phones: list[np.ndarray], berts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,11 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from gsv_export.models.t2s import Text2SemanticDecoder, prefill_mask, sinusoid
-from gsv_triton.errors import InputError
-from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
 from gsv_triton.serving.torch_device import Placement
 from gsv_triton.settings import SamplingDefaults
-from gsv_triton.t2s_loop import BERT_DIM
+from gsv_triton.t2s_loop import BERT_DIM, T2SBatch, finished_row, sample_step
 
 # Attention windows of the captured steps grow in steps of this many positions: more buckets = less wasted
 # attention work per step, more graphs to capture (each capture costs ~L small launches once).
@@ -53,17 +51,6 @@ def _round_up(value: int, multiple: int) -> int:
 def batch_bucket(rows: int) -> int:
     """The captured batch size serving ``rows`` rows: the next power of two."""
     return 1 << max(0, rows - 1).bit_length()
-
-
-def _as_rows(value, ndim: int, name: str) -> list[np.ndarray]:
-    """A batch given as one array with a leading batch axis or as a list of per-row arrays."""
-    if isinstance(value, np.ndarray) and value.ndim == ndim + 1:
-        return list(value)
-    if isinstance(value, Sequence) and not isinstance(value, np.ndarray):
-        rows = [np.asarray(v) for v in value]
-        if all(r.ndim == ndim for r in rows):
-            return rows
-    raise InputError(name, f"expected a list of {ndim}-D arrays or one {ndim + 1}-D array")
 
 
 @dataclass
@@ -157,60 +144,56 @@ class TorchT2SRunner:
     ) -> list[np.ndarray]:
         """Generated semantic tokens per row (int64, EOS and the dropped token removed); arguments as in
         :meth:`gsv_triton.t2s_loop.T2SRunner.generate`."""
-        phones = _as_rows(phone_ids, 1, "phone_ids")
-        berts = _as_rows(bert, 2, "bert")
-        b = len(phones)
-        prompts = np.asarray(prompt_codes, dtype=np.int64)
-        if prompts.ndim == 1:
-            prompts = np.broadcast_to(prompts, (b, prompts.shape[0]))
-        self._check(phones, berts, prompts, max_new_tokens)
-        seeds = [int(seed)] * b if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-        if len(seeds) != b:
-            raise InputError("seed", f"got {len(seeds)} seeds for {b} rows")
-        params = [SamplingParams(top_k, top_p, temperature, repetition_penalty)] * b
-
-        lengths = np.array([len(p) for p in phones], dtype=np.int64)
+        batch = self.batch(
+            phone_ids, bert, prompt_codes, top_k=top_k, top_p=top_p, temperature=temperature,
+            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
+        )  # fmt: skip
+        b, prompts = batch.rows, batch.prompts
+        lengths = np.array([len(p) for p in batch.phones], dtype=np.int64)
         tx, ty = int(lengths.max()), prompts.shape[1]
         s = tx + ty
         rows = batch_bucket(b)
         self._reserve(rows, s + max_new_tokens)
         inputs = self._inputs_for(rows)
-        logits = self._prefill(phones, berts, lengths, prompts, inputs)
+        logits = self._prefill(batch.phones, batch.berts, lengths, prompts, inputs)
 
-        rngs = [np.random.default_rng(x) for x in seeds]
-        seen = np.zeros((b, self.vocab), dtype=bool)
-        for r in range(b):
-            seen[r, prompts[r]] = True
+        rngs = [np.random.default_rng(x) for x in batch.seeds]
+        seen = batch.seen_tokens(self.vocab)
         generated: list[list[int]] = [[] for _ in range(b)]
         results: list[np.ndarray | None] = [None] * b
         alive = np.arange(b)
         feed = np.zeros(rows, dtype=np.int64)  # finished and padding rows keep feeding their last token
         for idx in range(max_new_tokens):
-            step_logits = logits[alive]
-            if idx < self.min_tokens_before_eos or not eos_enabled:
-                step_logits = step_logits[:, : self.eos]
-            noise = np.stack([exponential_noise(rngs[r], step_logits.shape[1]) for r in alive])
-            tokens, penalised = sample_rows(step_logits, seen[alive], [params[r] for r in alive], noise)
-            stop_eos = (np.argmax(penalised, axis=1) == self.eos) | (tokens == self.eos)
+            suppress = idx < self.min_tokens_before_eos or not eos_enabled
+            tokens, stops = sample_step(logits[alive], seen[alive], [batch.params] * len(alive),
+                                        [rngs[r] for r in alive], eos=self.eos, suppress_eos=suppress)  # fmt: skip
             keep = np.ones(len(alive), dtype=bool)
             for slot, r in enumerate(alive):
-                if stop_eos[slot]:
-                    results[r] = np.array(generated[r], dtype=np.int64)
-                    keep[slot] = False
-                elif idx == max_new_tokens - 1:
-                    # Upstream's caller slices y[:, -idx:] with idx = cap - 1: the first token is lost.
-                    results[r] = np.array(generated[r][1:] + [int(tokens[slot])], dtype=np.int64)
+                token = int(tokens[slot])
+                results[r] = finished_row(generated[r], token, bool(stops[slot]), idx == max_new_tokens - 1)
+                if results[r] is not None:
                     keep[slot] = False
                 else:
-                    generated[r].append(int(tokens[slot]))
-                    seen[r, tokens[slot]] = True
-                    feed[r] = tokens[slot]
+                    generated[r].append(token)
+                    seen[r, token] = True
+                    feed[r] = token
             alive = alive[keep]
             if alive.size == 0:
                 break
             logits = self._step(inputs, rows, feed, position=ty + idx, slot=s)
             s += 1
         return [r if r is not None else np.zeros(0, dtype=np.int64) for r in results]
+
+    def batch(self, phone_ids, bert, prompt_codes, **settings) -> T2SBatch:
+        """The validated inputs of one call (:meth:`T2SBatch.from_inputs` with this model's vocabularies)."""
+        return T2SBatch.from_inputs(
+            phone_ids,
+            bert,
+            prompt_codes,
+            eos=self.eos,
+            phoneme_vocab=self.decoder.config.phoneme_vocab_size,
+            **settings,
+        )
 
     # -- cache and inputs -------------------------------------------------------------------------------------
     def _reserve(self, rows: int, positions: int) -> None:
@@ -249,8 +232,13 @@ class TorchT2SRunner:
 
     # -- prefill ----------------------------------------------------------------------------------------------
     def _prefill(
-        self, phones: list[np.ndarray], berts: list[np.ndarray], lengths: np.ndarray, prompts: np.ndarray,
-        inputs: _StepInputs, lanes: np.ndarray | None = None,
+        self,
+        phones: list[np.ndarray],
+        berts: list[np.ndarray],
+        lengths: np.ndarray,
+        prompts: np.ndarray,
+        inputs: _StepInputs,
+        lanes: np.ndarray | None = None,
     ) -> np.ndarray:
         """Spec 2.1.3 for the right-padded rows; writes their K/V into the cache rows ``lanes`` (default: the first
         rows, the others reset to fully valid), returns logits [b, V] f32."""
@@ -327,9 +315,7 @@ class TorchT2SRunner:
             keys, values = inputs.kv[0, layer], inputs.kv[1, layer]  # [rows, H, context, hd]
             keys.index_put_(at, k.squeeze(2))
             values.index_put_(at, v.squeeze(2))
-            attn = F.scaled_dot_product_attention(
-                q, keys[:, :, :window], values[:, :, :window], attn_mask=mask
-            )
+            attn = F.scaled_dot_product_attention(q, keys[:, :, :window], values[:, :, :window], attn_mask=mask)
             x = block._finish(x, attn.reshape(rows, d))
         return dec.ar_predict_layer(x).float()
 
@@ -372,19 +358,3 @@ class TorchT2SRunner:
                 for w in range(1, windows + 1):
                     self._graph(inputs, min(w * CONTEXT_BUCKET, self._context))
             torch.cuda.synchronize(self.placement.device)
-
-    # -- validation (same messages as the onnxruntime loop) -----------------------------------------------------
-    def _check(self, phones, berts, prompts, max_new_tokens: int) -> None:
-        if not phones or len(berts) != len(phones) or prompts.shape[0] != len(phones):
-            raise InputError("phone_ids", "phone_ids, bert and prompt_codes must have the same number of rows")
-        for p, f in zip(phones, berts, strict=True):
-            if len(p) == 0 or f.shape != (BERT_DIM, len(p)):
-                raise InputError("bert", f"row with {len(p)} phones needs bert [1024,{len(p)}], got {f.shape}")
-            if p.min() < 0 or p.max() >= self.decoder.config.phoneme_vocab_size:
-                raise InputError("phone_ids", f"phone ids must lie in [0, {self.decoder.config.phoneme_vocab_size})")
-        if prompts.shape[1] == 0:
-            raise InputError("prompt_codes", "at least one prompt token is required (no reference-free mode)")
-        if prompts.min() < 0 or prompts.max() >= self.eos:
-            raise InputError("prompt_codes", f"prompt codes must lie in [0, {self.eos})")
-        if max_new_tokens < 1:
-            raise InputError("max_new_tokens", "must be >= 1")

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from gsv_triton.errors import InputError
-from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
-from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, _as_rows, _StepInputs, batch_bucket
+from gsv_triton.sampling import SamplingParams
+from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, _StepInputs, batch_bucket
 from gsv_triton.settings import SamplingDefaults
+from gsv_triton.t2s_loop import finished_row, sample_step
 
 DEFAULT_LANES = 16
 
@@ -103,19 +104,14 @@ class T2SEngine:
         """Queue one request (arguments as :meth:`TorchT2SRunner.generate`); the Future's result is its tokens."""
         if self._closed:
             raise RuntimeError("the T2S engine is closed")
-        phones = _as_rows(phone_ids, 1, "phone_ids")
-        berts = _as_rows(bert, 2, "bert")
-        prompts = np.asarray(prompt_codes, dtype=np.int64)
-        if prompts.ndim == 1:
-            prompts = np.broadcast_to(prompts, (len(phones), prompts.shape[0]))
-        self.runner._check(phones, berts, prompts, max_new_tokens)
-        if len(phones) > self.lanes:
-            raise InputError("phone_ids", f"{len(phones)} rows exceed the engine's {self.lanes} lanes")
-        seeds = [int(seed)] * len(phones) if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-        if len(seeds) != len(phones):
-            raise InputError("seed", f"got {len(seeds)} seeds for {len(phones)} rows")
-        request = _Request(phones, berts, np.array(prompts), SamplingParams(top_k, top_p, temperature, repetition_penalty),
-                           seeds, max_new_tokens, eos_enabled)  # fmt: skip
+        batch = self.runner.batch(
+            phone_ids, bert, prompt_codes, top_k=top_k, top_p=top_p, temperature=temperature,
+            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
+        )  # fmt: skip
+        if batch.rows > self.lanes:
+            raise InputError("phone_ids", f"{batch.rows} rows exceed the engine's {self.lanes} lanes")
+        request = _Request(batch.phones, batch.berts, batch.prompts, batch.params, batch.seeds, batch.max_new_tokens,
+                           batch.eos_enabled)  # fmt: skip
         self._pending.put(request)
         return request.future
 
@@ -216,7 +212,9 @@ class T2SEngine:
             lanes = np.array(free[: request.rows], dtype=np.int64)
             try:
                 lengths = np.array([len(p) for p in request.phones], dtype=np.int64)
-                logits = self.runner._prefill(request.phones, request.berts, lengths, request.prompts, self._full, lanes)
+                logits = self.runner._prefill(
+                    request.phones, request.berts, lengths, request.prompts, self._full, lanes
+                )
             except Exception as exc:  # a bad request must not stop the engine
                 request.future.set_exception(exc)
                 continue
@@ -239,18 +237,17 @@ class T2SEngine:
         feed = np.zeros(self.lanes, dtype=np.int64)
         for width, lanes in groups.items():
             states = [self._busy[lane] for lane in lanes]
-            logits = np.stack([s.logits[:width] for s in states])
-            noise = np.stack([exponential_noise(s.rng, width) for s in states])
-            seen = np.stack([s.seen for s in states])
-            tokens, penalised = sample_rows(logits, seen, [s.request.params for s in states], noise)
-            stop_eos = (np.argmax(penalised, axis=1) == runner.eos) | (tokens == runner.eos)
+            tokens, stops = sample_step(
+                np.stack([s.logits for s in states]), np.stack([s.seen for s in states]),
+                [s.request.params for s in states], [s.rng for s in states], eos=runner.eos,
+                suppress_eos=width == runner.eos,
+            )  # fmt: skip
             for i, (lane, state) in enumerate(zip(lanes, states, strict=True)):
                 token = int(tokens[i])
-                if stop_eos[i]:
-                    self._finish(lane, np.array(state.generated, dtype=np.int64))
-                elif state.step == state.request.max_new_tokens - 1:
-                    # Upstream's caller slices y[:, -idx:] with idx = cap - 1: the first token is lost.
-                    self._finish(lane, np.array(state.generated[1:] + [token], dtype=np.int64))
+                at_cap = state.step == state.request.max_new_tokens - 1
+                done = finished_row(state.generated, token, bool(stops[i]), at_cap)
+                if done is not None:
+                    self._finish(lane, done)
                 else:
                     state.generated.append(token)
                     state.seen[token] = True
