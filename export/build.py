@@ -34,6 +34,7 @@ from gsv_triton.errors import UserError
 
 MANIFEST = "gsv_manifest.json"
 MODEL_VERSION = "1"
+DEFAULT_MAX_SEC = 54  # upstream s1 config default when a GPT file carries no data.max_sec
 
 
 def load_t2s(ckpt: GptCheckpoint) -> Text2SemanticDecoder:
@@ -58,6 +59,44 @@ def check_compatible(gpt: GptCheckpoint, sovits: SovitsCheckpoint) -> None:
             f"{gpt.path} is a v1 GPT (512 phoneme rows) but {sovits.path} is a v2 SoVITS model: "
             "use the GPT file trained with that SoVITS model"
         )
+
+
+def write_manifest(
+    out: Path,
+    target: str,
+    gpt_ckpt: GptCheckpoint,
+    sovits_ckpt: SovitsCheckpoint,
+    t2s: Text2SemanticDecoder,
+    synthesizer: SynthesizerTrn,
+    sources: tuple[Path, Path, Path, Path],
+    paths: dict[str, Path],
+    flags: dict,
+) -> None:
+    """``REPO/gsv_manifest.json``: versions, configs, sources and files of an export (every target).
+
+    ``sources`` are the gpt, sovits, hubert and bert paths; ``flags`` the target's own keys (fp16, quantize...).
+    """
+    max_sec = int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))
+    manifest = {
+        "format": 1,
+        "target": target,
+        **flags,
+        "symbol_version": sovits_ckpt.symbol_version,
+        "sovits_version": sovits_ckpt.model_version,
+        "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),
+        "t2s": t2s.config.__dict__ | {"max_sec": max_sec},
+        "sovits": {"inter_channels": synthesizer.inter_channels, "gin_channels": synthesizer.gin_channels},
+        "sources": dict(zip(("gpt", "sovits", "hubert", "bert"), map(str, sources), strict=True)),
+        "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+
+
+def report_export(out: Path, paths: dict[str, Path], what: str, started: float) -> None:
+    """The export's last line: what was written, how long it took, the peak memory."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"[export] wrote {len(paths)} {what} to {out} in {time.perf_counter() - started:.1f} s "
+          f"(peak RSS {peak_mb:.0f} MB)", flush=True)
 
 
 def _model_dir(repo: Path, name: str) -> Path:
@@ -136,23 +175,8 @@ def export_repository(
 
         build_repository_engines(out, paths)
 
-    manifest = {
-        "format": 1,
-        "target": target,
-        "fp16": fp16,
-        "quantize": quantize,
-        "ort_optimized": target == "cpu" and not fp16,
-        "symbol_version": sovits_ckpt.symbol_version,
-        "sovits_version": sovits_ckpt.model_version,
-        "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),
-        "t2s": t2s.config.__dict__ | {"max_sec": int(gpt_ckpt.config.get("data", {}).get("max_sec", 54))},
-        "sovits": {"inter_channels": synthesizer.inter_channels, "gin_channels": synthesizer.gin_channels},
-        "sources": {"gpt": str(gpt), "sovits": str(sovits), "hubert": str(hubert), "bert": str(bert)},
-        "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": target == "cpu" and not fp16}
+    write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, manifest_flags)
     install_triton_models(out, target)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"[export] wrote {len(paths)} ONNX files to {out} in {time.perf_counter() - started:.1f} s "
-          f"(peak RSS {peak_mb:.0f} MB)", flush=True)
+    report_export(out, paths, "ONNX files", started)
     return paths

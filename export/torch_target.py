@@ -13,8 +13,6 @@ ref_encoder, sovits_decode and t2s; REPO/gsv_manifest.json; the Triton configs a
 
 from __future__ import annotations
 
-import json
-import resource
 import time
 from pathlib import Path
 
@@ -27,9 +25,6 @@ from gsv_export.pretrained_export import copy_tokenizer_files
 from gsv_triton.serving.torch_networks import SOVITS_PARTS, write_network
 
 TARGET = "gpu-torch"
-MANIFEST = "gsv_manifest.json"
-MODEL_VERSION = "1"
-DEFAULT_MAX_SEC = 54  # upstream s1 config default when a GPT file carries no data.max_sec
 
 
 def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path) -> dict[str, Path]:
@@ -37,7 +32,14 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
 
     Returns {network: weights path}.
     """
-    from gsv_export.build import check_compatible, load_synthesizer, load_t2s
+    from gsv_export.build import (
+        MODEL_VERSION,
+        check_compatible,
+        load_synthesizer,
+        load_t2s,
+        report_export,
+        write_manifest,
+    )  # fmt: skip
     from gsv_export.triton_repository import install_triton_models
 
     started = time.perf_counter()
@@ -73,23 +75,8 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
             part = {k: v for k, v in state.items() if k.startswith(prefixes)}
             paths[network] = write_network(folder(network), network, sovits_config, part)
 
-    manifest = {
-        "format": 1,
-        "target": TARGET,
-        "runtime": "torch",
-        "fp16": False,  # the weights are stored in float32; the runtime casts (config parameter dtype)
-        "quantize": "none",
-        "symbol_version": sovits_ckpt.symbol_version,
-        "sovits_version": sovits_ckpt.model_version,
-        "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),
-        "t2s": t2s.config.__dict__ | {"max_sec": int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))},
-        "sovits": {"inter_channels": synthesizer.inter_channels, "gin_channels": synthesizer.gin_channels},
-        "sources": {"gpt": str(gpt), "sovits": str(sovits), "hubert": str(hubert), "bert": str(bert)},
-        "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    flags = {"runtime": "torch", "fp16": False, "quantize": "none"}  # float32 weights; the runtime casts (dtype)
+    write_manifest(out, TARGET, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, flags)
     install_triton_models(out, TARGET)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"[export] wrote {len(paths)} torch networks to {out} in {time.perf_counter() - started:.1f} s "
-          f"(peak RSS {peak_mb:.0f} MB)", flush=True)
+    report_export(out, paths, "torch networks", started)
     return paths

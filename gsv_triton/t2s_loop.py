@@ -178,30 +178,16 @@ class T2SRunner:
         if missing:
             raise ValueError(f"step graph lacks inputs {sorted(missing)[:3]}... for n_layer={n}")
 
-    def generate(
-        self,
-        phone_ids,
-        bert,
-        prompt_codes,
-        *,
-        top_k: int = SamplingDefaults.top_k,
-        top_p: float = SamplingDefaults.top_p,
-        temperature: float = SamplingDefaults.temperature,
-        repetition_penalty: float = SamplingDefaults.repetition_penalty,
-        seed: int | Sequence[int] = 0,
-        max_new_tokens: int = SamplingDefaults.max_new_tokens,
-        eos_enabled: bool = True,
-    ) -> list[np.ndarray]:
+    def generate(self, phone_ids, bert, prompt_codes, **settings) -> list[np.ndarray]:
         """Generated semantic tokens per row (int64, EOS and the dropped token removed).
 
-        Inputs as in :meth:`T2SBatch.from_inputs`. Sampling settings apply to every row.
+        Inputs and ``settings`` (top_k, top_p, temperature, repetition_penalty, seed, max_new_tokens,
+        eos_enabled) as in :meth:`T2SBatch.from_inputs`; sampling settings apply to every row.
         ``eos_enabled=False`` never stops early (fixed token counts for benchmarks).
         """
         cfg = self.config
-        batch = T2SBatch.from_inputs(
-            phone_ids, bert, prompt_codes, eos=cfg.eos, top_k=top_k, top_p=top_p, temperature=temperature,
-            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
-        )  # fmt: skip
+        batch = T2SBatch.from_inputs(phone_ids, bert, prompt_codes, eos=cfg.eos, **settings)
+        max_new_tokens, eos_enabled = batch.max_new_tokens, batch.eos_enabled
         b, prompts = batch.rows, batch.prompts
         ids, lengths, feats = _pad_text(batch.phones, batch.berts)
         tx, ty = ids.shape[1], prompts.shape[1]

@@ -128,26 +128,11 @@ class TorchT2SRunner:
         return 0 if self._storage is None else self._storage.numel() * self._storage.element_size()
 
     @torch.no_grad()
-    def generate(
-        self,
-        phone_ids,
-        bert,
-        prompt_codes,
-        *,
-        top_k: int = SamplingDefaults.top_k,
-        top_p: float = SamplingDefaults.top_p,
-        temperature: float = SamplingDefaults.temperature,
-        repetition_penalty: float = SamplingDefaults.repetition_penalty,
-        seed: int | Sequence[int] = 0,
-        max_new_tokens: int = SamplingDefaults.max_new_tokens,
-        eos_enabled: bool = True,
-    ) -> list[np.ndarray]:
+    def generate(self, phone_ids, bert, prompt_codes, **settings) -> list[np.ndarray]:
         """Generated semantic tokens per row (int64, EOS and the dropped token removed); arguments as in
         :meth:`gsv_triton.t2s_loop.T2SRunner.generate`."""
-        batch = self.batch(
-            phone_ids, bert, prompt_codes, top_k=top_k, top_p=top_p, temperature=temperature,
-            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
-        )  # fmt: skip
+        batch = self.batch(phone_ids, bert, prompt_codes, **settings)
+        max_new_tokens, eos_enabled = batch.max_new_tokens, batch.eos_enabled
         b, prompts = batch.rows, batch.prompts
         lengths = np.array([len(p) for p in batch.phones], dtype=np.int64)
         tx, ty = int(lengths.max()), prompts.shape[1]

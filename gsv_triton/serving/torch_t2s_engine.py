@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -32,7 +31,6 @@ import torch
 from gsv_triton.errors import InputError
 from gsv_triton.sampling import SamplingParams
 from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, _StepInputs, batch_bucket
-from gsv_triton.settings import SamplingDefaults
 from gsv_triton.t2s_loop import finished_row, sample_step
 
 DEFAULT_LANES = 16
@@ -87,27 +85,11 @@ class T2SEngine:
         self._worker.start()
 
     # -- public -----------------------------------------------------------------------------------------------
-    def submit(
-        self,
-        phone_ids,
-        bert,
-        prompt_codes,
-        *,
-        top_k: int = SamplingDefaults.top_k,
-        top_p: float = SamplingDefaults.top_p,
-        temperature: float = SamplingDefaults.temperature,
-        repetition_penalty: float = SamplingDefaults.repetition_penalty,
-        seed: int | Sequence[int] = 0,
-        max_new_tokens: int = SamplingDefaults.max_new_tokens,
-        eos_enabled: bool = True,
-    ) -> Future:
+    def submit(self, phone_ids, bert, prompt_codes, **settings) -> Future:
         """Queue one request (arguments as :meth:`TorchT2SRunner.generate`); the Future's result is its tokens."""
         if self._closed:
             raise RuntimeError("the T2S engine is closed")
-        batch = self.runner.batch(
-            phone_ids, bert, prompt_codes, top_k=top_k, top_p=top_p, temperature=temperature,
-            repetition_penalty=repetition_penalty, seed=seed, max_new_tokens=max_new_tokens, eos_enabled=eos_enabled,
-        )  # fmt: skip
+        batch = self.runner.batch(phone_ids, bert, prompt_codes, **settings)
         if batch.rows > self.lanes:
             raise InputError("phone_ids", f"{batch.rows} rows exceed the engine's {self.lanes} lanes")
         request = _Request(batch.phones, batch.berts, batch.prompts, batch.params, batch.seeds, batch.max_new_tokens,

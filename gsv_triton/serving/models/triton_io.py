@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.errors import InputError
+from gsv_triton.settings import Limits
+
+if TYPE_CHECKING:
+    from .pipeline import VoiceClonePipeline
 
 
 class BlsError(RuntimeError):
@@ -71,3 +77,29 @@ class BlsBackend:
         if result.has_error():
             raise BlsError(f"{model} failed: {result.error().message()}")
         return {name: pb_utils.get_output_tensor_by_name(result, name).as_numpy() for name in outputs}
+
+
+def bls_pipeline(
+    args: dict, params: Mapping[str, str], limits: Limits, *, reference_cache: bool = True, prompt_cache: bool = True
+) -> VoiceClonePipeline:
+    """The orchestration of a BLS model (voice_clone and its siblings) over the networks beside it, warmed up.
+
+    Cache sizes come from the config parameters ``reference_cache_size`` / ``prompt_cache_size`` (0 where the
+    model keeps no such cache); ``warmup_languages`` (comma-separated) runs the text frontend once per language
+    at load time, so no request pays the dictionary loading.
+    """
+    # Imported here: the network models use this module too, and need not load the text and audio frontends.
+    from .pipeline import PROMPT_CACHE_SIZE, REFERENCE_CACHE_SIZE, WARMUP_LANGUAGES, VoiceClonePipeline
+
+    # args["model_repository"] is this model's folder; the exported networks are its siblings.
+    repo = Path(args["model_repository"]).resolve().parent
+    pipeline = VoiceClonePipeline.from_repository(
+        BlsBackend(),
+        repo,
+        limits,
+        reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)) if reference_cache else 0,
+        prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)) if prompt_cache else 0,
+    )
+    languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
+    pipeline.warm_up([x for x in languages if x])
+    return pipeline

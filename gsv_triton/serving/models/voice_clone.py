@@ -13,17 +13,14 @@ once per language at load time so no request pays the dictionary loading). Limit
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
-from .pipeline import PROMPT_CACHE_SIZE, REFERENCE_CACHE_SIZE, WARMUP_LANGUAGES, VoiceClonePipeline
 from .request import parse_request
-from .triton_io import BlsBackend, guarded, request_inputs, response
+from .triton_io import bls_pipeline, guarded, request_inputs, response
 
 INPUTS = (
     "text", "text_language", "prompt_text", "prompt_language", "reference_audio",
@@ -36,20 +33,10 @@ INPUTS = (
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        # args["model_repository"] is this model's folder; the exported networks are its siblings.
-        repo = Path(args["model_repository"]).resolve().parent
         self.limits = limits_from_env()
         self.default_cut_punc = params.get("default_cut_punc", "")
-        self.pipeline = VoiceClonePipeline.from_repository(
-            BlsBackend(),
-            repo,
-            self.limits,
-            reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)),
-            prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)),
-        )
+        self.pipeline = bls_pipeline(args, params, self.limits)
         self.logger = pb_utils.Logger
-        languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
-        self.pipeline.warm_up([x for x in languages if x])
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_clone", self.logger, self._run, r) for r in requests]

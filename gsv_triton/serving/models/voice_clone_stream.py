@@ -9,7 +9,6 @@ frontend, BERT and the reference run once, up front, for the whole request.
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -18,9 +17,8 @@ from gsv_triton.errors import InputError
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
-from .pipeline import PROMPT_CACHE_SIZE, REFERENCE_CACHE_SIZE, WARMUP_LANGUAGES, VoiceClonePipeline
 from .request import parse_request
-from .triton_io import BlsBackend, BlsError, request_inputs
+from .triton_io import BlsError, bls_pipeline, request_inputs
 from .voice_clone import INPUTS
 
 MODEL = "voice_clone_stream"
@@ -39,17 +37,10 @@ def _cancelled(request) -> bool:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        repo = Path(args["model_repository"]).resolve().parent
         self.limits = limits_from_env()
         self.default_cut_punc = params.get("default_cut_punc", "")
-        self.pipeline = VoiceClonePipeline.from_repository(
-            BlsBackend(), repo, self.limits,
-            reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)),
-            prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)),
-        )  # fmt: skip
+        self.pipeline = bls_pipeline(args, params, self.limits)
         self.logger = pb_utils.Logger
-        languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
-        self.pipeline.warm_up([x for x in languages if x])
 
     def execute(self, requests: list) -> None:
         for request in requests:

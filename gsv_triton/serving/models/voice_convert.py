@@ -6,17 +6,14 @@ The target is a clip (``reference_audio``) or a stored voice's ``ge``; the sourc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
-from .pipeline import REFERENCE_CACHE_SIZE, WARMUP_LANGUAGES, VoiceClonePipeline
 from .request import parse_convert_request
-from .triton_io import BlsBackend, guarded, request_inputs, response
+from .triton_io import bls_pipeline, guarded, request_inputs, response
 
 INPUTS = ("source_audio", "text", "text_language", "reference_audio", "ge", "speed", "seed")
 
@@ -24,15 +21,9 @@ INPUTS = ("source_audio", "text", "text_language", "reference_audio", "ge", "spe
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        repo = Path(args["model_repository"]).resolve().parent
         self.limits = limits_from_env()
-        self.pipeline = VoiceClonePipeline.from_repository(
-            BlsBackend(), repo, self.limits,
-            reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)), prompt_cache_size=0,
-        )  # fmt: skip
+        self.pipeline = bls_pipeline(args, params, self.limits, prompt_cache=False)
         self.logger = pb_utils.Logger
-        languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
-        self.pipeline.warm_up([x for x in languages if x])
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_convert", self.logger, self._run, r) for r in requests]

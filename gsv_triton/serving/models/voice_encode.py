@@ -8,8 +8,6 @@ The gateway's voice library stores these outputs and sends them back to ``voice_
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -17,9 +15,8 @@ from gsv_triton.audio import validate_reference
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
-from .pipeline import WARMUP_LANGUAGES, VoiceClonePipeline
 from .request import parse_voice_request
-from .triton_io import BlsBackend, guarded, request_inputs, response
+from .triton_io import bls_pipeline, guarded, request_inputs, response
 
 INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 
@@ -27,15 +24,10 @@ INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        repo = Path(args["model_repository"]).resolve().parent
         self.limits = limits_from_env()
         # No caches: every voice is encoded once, and voice_clone keeps its own.
-        self.pipeline = VoiceClonePipeline.from_repository(
-            BlsBackend(), repo, self.limits, reference_cache_size=0, prompt_cache_size=0
-        )
+        self.pipeline = bls_pipeline(args, params, self.limits, reference_cache=False, prompt_cache=False)
         self.logger = pb_utils.Logger
-        languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
-        self.pipeline.warm_up([x for x in languages if x])
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_encode", self.logger, self._run, r) for r in requests]
