@@ -47,7 +47,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One Triton client per process, created inside the running event loop (grpc.aio needs it).
         triton = TritonVoiceClone(
-            settings.triton_url, settings.model_name, settings.request_timeout_s, settings.health_timeout_s
+            settings.triton_url,
+            settings.model_name,
+            settings.request_timeout_s,
+            settings.health_timeout_s,
+            http_url=settings.triton_http_url,
         )
         app.state.service = VoiceCloneService(triton, settings, metrics)
         app.state.references = ReferenceStore(await run_in_threadpool(load_default_reference, settings))

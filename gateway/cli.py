@@ -20,6 +20,7 @@ DEFAULT_PORT = 8080
 # argparse destination -> GatewaySettings field, for the flags that map one to one.
 SETTING_FLAGS = {
     "triton_url": "triton_url",
+    "triton_http_url": "triton_http_url",
     "default_refer_path": "default_refer_path",
     "default_refer_text": "default_refer_text",
     "default_refer_language": "default_refer_language",
@@ -36,6 +37,8 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, with_triton_url: bool
     """The gateway's flags (``with_triton_url`` False for ``up``, which knows its own Triton)."""
     if with_triton_url:
         parser.add_argument("--triton-url", help="Triton gRPC endpoint host:port (env GSV_TRITON_URL; default 127.0.0.1:8001)")
+        parser.add_argument("--triton-http-url", help="Triton HTTP endpoint host:port for unary inference, the faster "
+                                                      "path (env GSV_TRITON_HTTP_URL; default: none, gRPC only)")  # fmt: skip
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"gateway bind address (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"gateway port (default {DEFAULT_PORT})")
     parser.add_argument("-dr", "--default-refer-path", help="default reference audio (api.py -dr)")

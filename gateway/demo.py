@@ -93,8 +93,8 @@ def run_demo(
         except TritonServerError as exc:
             raise UserError(f"{exc.summary} (see {log_path})") from exc
         settings = GatewaySettings(
-            triton_url=triton.grpc_endpoint, max_new_tokens=max_new_tokens, request_timeout_s=REQUEST_TIMEOUT_S,
-            voice_dir=Path(voice_dir.name),
+            triton_url=triton.grpc_endpoint, triton_http_url=triton.http_endpoint, max_new_tokens=max_new_tokens,
+            request_timeout_s=REQUEST_TIMEOUT_S, voice_dir=Path(voice_dir.name),
         )  # fmt: skip
         with BackgroundGateway(settings) as gateway:
             print(f"[demo] Triton ready in {waited:.1f} s; gateway on {gateway.url}; POST /v1/voice-clone", flush=True)

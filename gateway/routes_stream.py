@@ -13,27 +13,25 @@ which HTTP clients report as an incomplete body.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import struct
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from gsv_triton.audio import float_to_int16
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
-from .dependencies import get_service, get_voices
 from .errors import request_id_of
+from .forms import SynthesisForm, parse_form, read_form
 from .models import ErrorResponse
 from .routes_voice_clone import clone_fields
 from .service import VoiceCloneService
 from .triton import StreamPiece
-from .voices import VoiceStore
 
 router = APIRouter(tags=["voice clone"])
 log = logging.getLogger("gsv_gateway.stream")
@@ -62,35 +60,28 @@ def _samples(piece: StreamPiece) -> bytes:
     return float_to_int16(piece.audio).astype("<i2", copy=False).tobytes()
 
 
-@router.post("/v1/voice-clone/stream", response_class=StreamingResponse, responses=RESPONSES)
-async def voice_clone_stream(
-    request: Request,
-    text: Annotated[str, Form(min_length=1, description="text to speak")],
-    text_language: Annotated[str, Form(min_length=1, description="zh, en, yue, auto, ... (api.py's codes)")],
-    service: Annotated[VoiceCloneService, Depends(get_service)],
-    voices: Annotated[VoiceStore, Depends(get_voices)],
-    audio: Annotated[UploadFile | SkipJsonSchema[None], File(description="reference clip (or voice_id)")] = None,
-    prompt_text: Annotated[str | SkipJsonSchema[None], Form(description="transcript of audio")] = None,
-    prompt_language: Annotated[str | SkipJsonSchema[None], Form(description="its language")] = None,
-    voice_id: Annotated[str | SkipJsonSchema[None], Form(description="a stored voice instead of audio")] = None,
-    cut_punc: Annotated[str | SkipJsonSchema[None], Form(description="split after these marks: the chunks")] = None,
-    top_k: Annotated[int | SkipJsonSchema[None], Form()] = None,
-    top_p: Annotated[float | SkipJsonSchema[None], Form()] = None,
-    temperature: Annotated[float | SkipJsonSchema[None], Form()] = None,
-    speed: Annotated[float | SkipJsonSchema[None], Form()] = None,
-    seed: Annotated[int | SkipJsonSchema[None], Form()] = None,
-    response_format: Annotated[str | SkipJsonSchema[None], Form(description="wav (default) or pcm")] = None,
-    sample_rate: Annotated[int | SkipJsonSchema[None], Form(description="only 32000 (the model's rate)")] = None,
-) -> StreamingResponse:
+class StreamForm(SynthesisForm):
+    """/v1/voice-clone's form; the stream is sent as it is made, so only uncompressed formats at the model's rate."""
+
+    response_format: str | SkipJsonSchema[None] = Field(None, description="wav (default) or pcm")
+    sample_rate: int | SkipJsonSchema[None] = Field(None, description="only 32000 (the model's rate)")
+
+
+@router.post(
+    "/v1/voice-clone/stream", response_class=StreamingResponse, responses=RESPONSES, openapi_extra=StreamForm.openapi()
+)
+async def voice_clone_stream(request: Request) -> StreamingResponse:
     """/v1/voice-clone's synthesis, streamed piece by piece (see the module docstring)."""
-    name = (response_format or "wav").strip().lower()
+    form = parse_form(StreamForm, await read_form(request))
+    name = (form.response_format or "wav").strip().lower()
     if name not in STREAM_FORMATS:
-        raise InputError("response_format", f"a stream is wav or pcm, got {response_format!r}")
-    if sample_rate is not None and sample_rate != OUTPUT_SAMPLE_RATE:
-        raise InputError("sample_rate", f"a stream is sent at the model's {OUTPUT_SAMPLE_RATE} Hz, got {sample_rate}")
-    fields = await clone_fields(service, voices, text, text_language, audio, prompt_text, prompt_language, voice_id)
-    fields = dataclasses.replace(fields, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
-                                 speed=speed, seed=seed)  # fmt: skip
+        raise InputError("response_format", f"a stream is wav or pcm, got {form.response_format!r}")
+    if form.sample_rate is not None and form.sample_rate != OUTPUT_SAMPLE_RATE:
+        raise InputError(
+            "sample_rate", f"a stream is sent at the model's {OUTPUT_SAMPLE_RATE} Hz, got {form.sample_rate}"
+        )
+    service: VoiceCloneService = request.app.state.service
+    fields = await clone_fields(service, request.app.state.voices, form)
     request_id = request_id_of(request)
     pieces = service.stream(fields, request_id)
     first = await anext(pieces)  # errors before any audio still get their status and JSON body

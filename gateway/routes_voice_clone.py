@@ -6,18 +6,16 @@ import base64
 import dataclasses
 import json
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic.json_schema import SkipJsonSchema
 
 from gsv_triton.audio.formats import EncodedAudio, check_output
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
-from .dependencies import get_service, get_voices
 from .errors import request_id_of
+from .forms import SynthesisForm, parse_form, read_form
 from .models import ErrorResponse, VoiceCloneResponse
 from .offload import INLINE_MAX_SAMPLES, run_cpu
 from .service import VoiceCloneService, encode_result
@@ -64,77 +62,42 @@ def _response_json(encoded: EncodedAudio, text: str, started: float, seed: int) 
     ))  # fmt: skip
 
 
-async def clone_fields(
-    service: VoiceCloneService, voices: VoiceStore, text: str, text_language: str, audio: UploadFile | None,
-    prompt_text: str | None, prompt_language: str | None, voice_id: str | None,
-) -> CloneFields:  # fmt: skip
+async def clone_fields(service: VoiceCloneService, voices: VoiceStore, form: SynthesisForm) -> CloneFields:
     """The request's voice, from ``voice_id`` (a stored voice) or from the upload and its transcript."""
-    if voice_id is not None:
-        given = (audio, prompt_text, prompt_language)
-        sent = [name for name, value in zip(REFERENCE_FIELDS, given, strict=True) if value is not None]
+    if form.voice_id is not None:
+        sent = [name for name in REFERENCE_FIELDS if getattr(form, name) is not None]
         if sent:
             raise InputError("voice_id", f"send either voice_id or audio + prompt_text + prompt_language, not both "
                                          f"(got {', '.join(sent)} too)")  # fmt: skip
-        voice = await load_voice(voices, voice_id)
-        return CloneFields(text, text_language, None, None, None, voice=voice.features)
-    if audio is None:
-        raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
-    for name, value in (("prompt_text", prompt_text), ("prompt_language", prompt_language)):
-        if value is None:
-            raise InputError(name, "is required (with audio)", 422)
-    limit = service.limits.max_upload_bytes
-    if audio.size is not None and audio.size > limit:  # refuse before reading a spooled file into memory
-        raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
-    return CloneFields(text, text_language, prompt_text, prompt_language, await audio.read())
+        voice = await load_voice(voices, form.voice_id)
+        reference = CloneFields(form.text, form.text_language, None, None, None, voice=voice.features)
+    else:
+        if form.audio is None:
+            raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
+        for name in ("prompt_text", "prompt_language"):
+            if getattr(form, name) is None:
+                raise InputError(name, "is required (with audio)", 422)
+        limit = service.limits.max_upload_bytes
+        if len(form.audio) > limit:
+            raise InputError("audio", f"the upload is {len(form.audio)} bytes; the limit is {limit} bytes", 413)
+        reference = CloneFields(form.text, form.text_language, form.prompt_text, form.prompt_language, form.audio)
+    return dataclasses.replace(reference, cut_punc=form.cut_punc, top_k=form.top_k, top_p=form.top_p,
+                               temperature=form.temperature, speed=form.speed, seed=form.seed)  # fmt: skip
 
 
-@router.post("/v1/voice-clone", response_model=VoiceCloneResponse, responses=ERRORS)
-async def voice_clone(
-    request: Request,
-    text: Annotated[str, Form(min_length=1, description="text to speak")],
-    text_language: Annotated[
-        str, Form(min_length=1, description="zh, en, yue, all_zh, auto, ... (api.py's codes)", examples=["zh", "en"])
-    ],
-    service: Annotated[VoiceCloneService, Depends(get_service)],
-    voices: Annotated[VoiceStore, Depends(get_voices)],
-    # SkipJsonSchema: "not sent" is the only empty value; the schema must not offer null, which a form sends as
-    # the text "null".
-    audio: Annotated[
-        UploadFile | SkipJsonSchema[None],
-        File(description="reference audio file, 3-10 s (wav, flac, ogg, mp3); required unless voice_id is sent"),
-    ] = None,
-    prompt_text: Annotated[
-        str | SkipJsonSchema[None], Form(description="transcript of the reference audio (required with audio)")
-    ] = None,
-    prompt_language: Annotated[
-        str | SkipJsonSchema[None], Form(description="language of the transcript (required with audio)", examples=["zh"])
-    ] = None,
-    voice_id: Annotated[
-        str | SkipJsonSchema[None], Form(description="a stored voice (POST /v1/voices) instead of audio + prompt")
-    ] = None,
-    cut_punc: Annotated[str | SkipJsonSchema[None], Form(description="split the text after these marks, e.g. '，。'")] = None,
-    top_k: Annotated[int | SkipJsonSchema[None], Form(description="default 15")] = None,
-    top_p: Annotated[float | SkipJsonSchema[None], Form(description="default 1.0, in (0, 1]")] = None,
-    temperature: Annotated[float | SkipJsonSchema[None], Form(description="default 1.0, > 0")] = None,
-    speed: Annotated[float | SkipJsonSchema[None], Form(description="default 1.0, in [0.25, 4]")] = None,
-    seed: Annotated[
-        int | SkipJsonSchema[None], Form(description="sampling seed; the same request and seed give the same audio")
-    ] = None,
-    response_format: Annotated[
-        str | SkipJsonSchema[None],
-        Form(description="format of output_audio_base64: wav (default), pcm, flac, mp3, opus"),
-    ] = None,
-    sample_rate: Annotated[
-        int | SkipJsonSchema[None], Form(description="output sample rate in Hz (default: the model's, 32000)")
-    ] = None,
-) -> Response:
+@router.post(
+    "/v1/voice-clone", response_model=VoiceCloneResponse, responses=ERRORS, openapi_extra=SynthesisForm.openapi()
+)
+async def voice_clone(request: Request) -> Response:
+    """Clone the voice of ``audio`` (or of a stored ``voice_id``) speaking ``text`` (multipart form, see the
+    request body schema); the WAV comes back base64-encoded in JSON."""
     started = getattr(request.state, "started", time.perf_counter())
-    fmt, _ = check_output(response_format, sample_rate, OUTPUT_SAMPLE_RATE)
-    fields = await clone_fields(service, voices, text, text_language, audio, prompt_text, prompt_language, voice_id)
-    fields = dataclasses.replace(fields, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
-                                 speed=speed, seed=seed)  # fmt: skip
+    form = parse_form(SynthesisForm, await read_form(request))
+    fmt, _ = check_output(form.response_format, form.sample_rate, OUTPUT_SAMPLE_RATE)
+    service: VoiceCloneService = request.app.state.service
+    fields = await clone_fields(service, request.app.state.voices, form)
     result = await service.synthesize(fields, request_id_of(request), reference_field="audio")
-    encoded = await encode_result(result, fmt, sample_rate)
+    encoded = await encode_result(result, fmt, form.sample_rate)
     inline = len(encoded.data) <= INLINE_MAX_SAMPLES * 2  # base64 of up to 3 s of 16-bit audio: < 0.2 ms
-    body = await run_cpu(inline, _response_json, encoded, text, started, result.seed)
+    body = await run_cpu(inline, _response_json, encoded, form.text, started, result.seed)
     return Response(body, media_type="application/json")

@@ -37,6 +37,9 @@ class GatewaySettings(BaseSettings):
 
     # gRPC endpoint of tritonserver ("host:port"; a leading grpc:// is accepted).
     triton_url: str = DEFAULT_TRITON_URL
+    # Its HTTP endpoint ("host:port"; a leading http:// is accepted). When set, unary inference (every route
+    # but the streaming one) goes over it: the lean binary client costs a third of gRPC's CPU per call.
+    triton_http_url: str | None = None
     model_name: str = DEFAULT_MODEL_NAME
     request_timeout_s: float = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
     health_timeout_s: float = Field(DEFAULT_HEALTH_TIMEOUT_S, gt=0)
@@ -72,6 +75,17 @@ class GatewaySettings(BaseSettings):
                 "the gateway talks gRPC to Triton: give its gRPC endpoint as host:port (default port 8001)"
             )
         return value.removeprefix("grpc://").rstrip("/")
+
+    @field_validator("triton_http_url")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().removeprefix("http://").rstrip("/")
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or "/" in value:
+            raise ValueError("give Triton's HTTP endpoint as host:port (default port 8000)")
+        return value
 
     @model_validator(mode="after")
     def _reference_triple(self) -> GatewaySettings:

@@ -1,7 +1,9 @@
-"""The gateway's one connection to Triton: an async gRPC client of the ``voice_clone`` model.
+"""The gateway's one connection to Triton: an async client of the ``voice_clone`` model and its siblings.
 
-One :class:`TritonVoiceClone` per process (created in the app's lifespan): its gRPC channel multiplexes every
-request over one HTTP/2 connection and reconnects by itself after Triton restarts. The reconnect backoff is
+One :class:`TritonVoiceClone` per process (created in the app's lifespan). Unary inference goes over Triton's
+HTTP endpoint when one is configured (``GSV_TRITON_HTTP_URL``: the lean client of ``gateway.triton_http``, a
+third of the gRPC client's CPU per call), else over gRPC; streaming and health always use gRPC. Its gRPC
+channel multiplexes every request over one HTTP/2 connection and reconnects by itself after Triton restarts. The reconnect backoff is
 capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restarted Triton is used again within about a second, and
 calls never wait for a connection (gRPC's default): while Triton is down each one fails at once with
 UNAVAILABLE, which becomes a 503.
@@ -92,11 +94,16 @@ class Synthesis:
 class TritonVoiceClone:
     """Async client of ``model_name`` at the gRPC endpoint ``url``."""
 
-    def __init__(self, url: str, model_name: str, timeout_s: float, health_timeout_s: float) -> None:
+    def __init__(
+        self, url: str, model_name: str, timeout_s: float, health_timeout_s: float, http_url: str | None = None
+    ) -> None:
         import tritonclient.grpc as grpcclient
         import tritonclient.grpc.aio as grpcaio
 
+        from .triton_http import TritonHttpInfer
+
         self.url = url
+        self._http = TritonHttpInfer(http_url) if http_url else None
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.health_timeout_s = health_timeout_s
@@ -111,25 +118,27 @@ class TritonVoiceClone:
         self._client = grpcaio.InferenceServerClient(url, channel_args=channel_args)
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         await self._client.close()
 
     # -- inference ------------------------------------------------------------------------------------------
     async def synthesize(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
         """Run voice_clone on ``tensors`` ({input name: array of shape [1]}, validated by the caller)."""
-        return self._synthesis(await self._infer(self.model_name, tensors, request_id))
+        return self._synthesis(await self._infer(self.model_name, tensors, request_id, OUTPUTS))
 
     @staticmethod
-    def _synthesis(result) -> Synthesis:
-        used_seed = result.as_numpy("used_seed")
+    def _synthesis(result: Mapping[str, np.ndarray]) -> Synthesis:
+        used_seed = result.get("used_seed")
         return Synthesis(
-            audio=result.as_numpy("audio"),
-            sample_rate=int(result.as_numpy("sample_rate")[0]),
+            audio=result["audio"],
+            sample_rate=int(result["sample_rate"][0]),
             seed=int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0,
         )
 
     async def convert(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
         """Run voice_convert on ``tensors`` (source_audio, text, text_language, reference_audio or ge, ...)."""
-        return self._synthesis(await self._infer(CONVERT_MODEL, tensors, request_id))
+        return self._synthesis(await self._infer(CONVERT_MODEL, tensors, request_id, OUTPUTS))
 
     async def stream(self, tensors: Mapping[str, np.ndarray], request_id: str) -> AsyncIterator[StreamPiece]:
         """Run voice_clone_stream (gRPC bidirectional stream): its pieces as they arrive.
@@ -180,18 +189,22 @@ class TritonVoiceClone:
 
     async def encode_voice(self, tensors: Mapping[str, np.ndarray], request_id: str) -> dict[str, np.ndarray]:
         """Run voice_encode on ``tensors`` (reference_audio, prompt_text, prompt_language): the voice features."""
-        result = await self._infer(ENCODE_MODEL, tensors, request_id)
-        return {name: result.as_numpy(name) for name in ENCODE_OUTPUTS}
+        return await self._infer(ENCODE_MODEL, tensors, request_id, ENCODE_OUTPUTS)
 
-    async def _infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str):
+    async def _infer(
+        self, model: str, tensors: Mapping[str, np.ndarray], request_id: str, outputs: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
         from tritonclient.utils import InferenceServerException
 
         try:
-            return await self._client.infer(
+            if self._http is not None:
+                return await self._http.infer(model, tensors, INPUT_DATATYPES, outputs, request_id, self.timeout_s)
+            result = await self._client.infer(
                 model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s
             )
         except InferenceServerException as exc:
             raise self._domain_error(exc, model) from None
+        return {name: result.as_numpy(name) for name in outputs}
 
     def _inputs(self, tensors: Mapping[str, np.ndarray]) -> list:
         inputs = []

@@ -56,7 +56,9 @@ def reference_clip(seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RAT
     t = np.arange(int(seconds * rate)) / rate
     tone = 0.3 * np.sin(2 * np.pi * 160 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
     buffer = io.BytesIO()
-    sf.write(buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    sf.write(
+        buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16"
+    )
     return buffer.getvalue()
 
 
@@ -76,11 +78,15 @@ def percentile(values: list[float], q: float) -> float:
 class Gateway:
     """``python -m gsv_gateway`` on a free port, stopped with SIGTERM."""
 
-    def __init__(self, triton_grpc: str, max_new_tokens: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, triton_grpc: str, max_new_tokens: int, log_path: Path, env: dict[str, str] | None = None,
+        triton_http: str | None = None,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "wb")
-        command = [sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc, "--host", "127.0.0.1",
+        http = ["--triton-http-url", triton_http] if triton_http else []
+        command = [sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc, *http, "--host", "127.0.0.1",
                    "--port", str(self.port), "--max-new-tokens", str(max_new_tokens), "--log-level", "WARNING"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(env or {})})  # fmt: skip
@@ -193,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
     source.add_argument("--triton-grpc", help="use a running tritonserver (gRPC host:port)")
+    parser.add_argument("--triton-http", help="with --triton-grpc: its HTTP endpoint host:port")
+    parser.add_argument(
+        "--gateway-transport",
+        choices=["http", "grpc"],
+        default="http",
+        help="how the gateway calls Triton for unary inference (default http, as `gsv-triton up` runs it)",
+    )
     parser.add_argument("--requests", type=int, default=100, help="measured requests per path (default 100)")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
@@ -207,13 +220,16 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
     server = None
-    triton_grpc = args.triton_grpc
+    triton_grpc, triton_http = args.triton_grpc, args.triton_http
     if args.model_repository:
         server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
                                       log_path=workdir / "tritonserver.log")  # fmt: skip
         server.wait_ready(READY_TIMEOUT_S)
-        triton_grpc = server.grpc_endpoint
-    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")})
+        triton_grpc, triton_http = server.grpc_endpoint, server.http_endpoint
+    if args.gateway_transport == "http" and not triton_http:
+        parser.error("--gateway-transport http needs --triton-http with --triton-grpc")
+    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")},
+                      triton_http=triton_http if args.gateway_transport == "http" else None)  # fmt: skip
     try:
         cpu_before = cpu_seconds(gateway.process.pid)
         times, durations = run_paths(gateway.url, triton_grpc, reference_clip(), args.requests, args.concurrency,
@@ -227,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     served = len(times["gateway"]) + WARMUP * args.concurrency
     cpu_ms = None if cpu_before is None or cpu_after is None else 1000 * (cpu_after - cpu_before) / served
     print(report(times, durations, args.concurrency, triton_grpc, cpu_ms))
-    print(f"Client requests built: {args.client_encoding}; load average {os.getloadavg()[0]:.1f} at end.")
+    print(f"Client requests built: {args.client_encoding}; gateway to Triton: {args.gateway_transport}; "
+          f"load average {os.getloadavg()[0]:.1f} at end.")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"ms": {k: [1000 * t for t in v] for k, v in times.items()}}, indent=1))
     return 0

@@ -47,13 +47,16 @@ class GatewayProcess:
 
 
 def start_gateway(
-    triton_grpc_url: str, workdir: Path, args: list[str] | None = None, env: dict[str, str] | None = None
-) -> GatewayProcess:
-    """Start the gateway against ``triton_grpc_url`` and return once it answers HTTP (whatever Triton's state)."""
+    triton_grpc_url: str, workdir: Path, args: list[str] | None = None, env: dict[str, str] | None = None,
+    triton_http_url: str | None = None,
+) -> GatewayProcess:  # fmt: skip
+    """Start the gateway against ``triton_grpc_url`` (and, for unary inference, ``triton_http_url`` when given)
+    and return once it answers HTTP (whatever Triton's state)."""
     port = free_port()
     log_path = workdir / f"gateway-{port}.log"
+    http = ["--triton-http-url", triton_http_url] if triton_http_url else []
     command = [
-        sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc_url,
+        sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc_url, *http,
         "--host", LOOPBACK, "--port", str(port), *(args or []),
     ]  # fmt: skip
     # Stored voices go to the test's own directory unless the caller names one (never the user's data dir).

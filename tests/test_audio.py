@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from gsv_triton.audio import (
     spectrogram,
     to_wav_bytes,
 )
+from gsv_triton.audio.decode import DECODE_MARGIN_SECONDS, _pcm16_wav
 from gsv_triton.errors import InputError
 from gsv_triton.settings import Limits
 
@@ -177,6 +179,55 @@ def test_integer_fast_path_equals_libsndfile_float_read(subtype):
     expected, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     samples, _ = decode_audio(data)
     np.testing.assert_array_equal(samples, expected.T)
+
+
+def _with_chunk_before_data(wav: bytes, chunk: bytes) -> bytes:
+    """``wav`` with an extra chunk (id + odd-length payload + pad byte) inserted before its data chunk."""
+    at = wav.index(b"data")
+    extra = chunk[:4] + struct.pack("<I", len(chunk) - 4) + chunk[4:] + b"\x00" * (len(chunk[4:]) & 1)
+    riff_size = struct.unpack_from("<I", wav, 4)[0] + len(extra)
+    return wav[:4] + struct.pack("<I", riff_size) + wav[8:at] + extra + wav[at:]
+
+
+def _extensible(wav: bytes, subformat: int = 1) -> bytes:
+    """``wav`` (16-bit PCM, fmt chunk first) rewritten with a WAVE_FORMAT_EXTENSIBLE fmt chunk."""
+    channels, rate, byte_rate, block = struct.unpack_from("<HIIH", wav, 22)
+    guid = struct.pack("<H", subformat) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, byte_rate, block, 16, 22, 16, 0) + guid
+    rest = wav[36:]  # what follows the 16-byte fmt chunk
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + rest
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+PCM16_VARIANTS = {
+    "mono": lambda: encode(sine(300.0, 32000, 0.7), 32000),
+    "stereo": lambda: encode(stereo(44100, 0.5), 44100),
+    "six channels": lambda: encode(np.tile(stereo(16000, 0.3), 3), 16000),
+    "WAVE_FORMAT_EXTENSIBLE": lambda: _extensible(encode(stereo(16000, 0.3), 16000)),
+    "odd-length LIST chunk before data": lambda: _with_chunk_before_data(
+        encode(sine(300.0, 24000, 0.4), 24000), b"LISTINFOxyz"
+    ),
+    "truncated data chunk (libsndfile's path)": lambda: encode(sine(300.0, 16000, 0.5), 16000)[:-1001],
+}
+
+
+@pytest.mark.parametrize("variant", PCM16_VARIANTS)
+@pytest.mark.parametrize("max_seconds", [None, 0.2])
+def test_pcm16_wav_reader_equals_libsndfile(variant, max_seconds):
+    data = PCM16_VARIANTS[variant]()
+    with sf.SoundFile(io.BytesIO(data)) as handle:
+        rate = handle.samplerate
+        expected = handle.read(dtype="int16", always_2d=True).T.astype(np.float32) * np.float32(2.0**-15)
+    if max_seconds is not None:
+        expected = expected[:, : int(np.ceil((max_seconds + DECODE_MARGIN_SECONDS) * rate))]
+    samples, got_rate = decode_audio(data, max_seconds=max_seconds)
+    assert got_rate == rate and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, expected)
+    assert (_pcm16_wav(data) is None) == variant.startswith("truncated")  # which reader decoded it
+
+
+def test_pcm16_wav_reader_leaves_other_extensible_subformats_to_libsndfile():
+    assert _pcm16_wav(_extensible(encode(sine(300.0, 16000, 0.3), 16000), subformat=3)) is None
 
 
 @pytest.mark.parametrize(("fmt", "subtype", "rate"), LOSSY)

@@ -33,7 +33,8 @@ def fuzzed_gateway(triton_server, reference_audio, tmp_path_factory):
         "--refer-root", str(refs), "-dr", str(refs / "default.wav"), "-dt", "参考音频文字", "-dl", "zh",
         "--max-new-tokens", str(MAX_NEW_TOKENS),
     ]  # fmt: skip
-    running = start_gateway(triton_server.grpc_url, tmp_path_factory.mktemp("fuzz_run"), args)
+    running = start_gateway(triton_server.grpc_url, tmp_path_factory.mktemp("fuzz_run"), args,
+                            triton_http_url=triton_server.http_url)  # fmt: skip
     yield running
     running.stop()
 

@@ -66,7 +66,10 @@ def gateway(triton_server, refs, tmp_path_factory):
         "--refer-root", str(refs), "-dr", str(refs / "default.wav"), "-dt", DEFAULT_PROMPT, "-dl", "zh",
         "--max-new-tokens", str(MAX_NEW_TOKENS),
     ]  # fmt: skip
-    running = start_gateway(triton_server.grpc_url, workdir, args, env={"GSV_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
+    # Unary inference over Triton's HTTP endpoint, as `gsv-triton up` runs it (tests/test_voices.py and others
+    # keep the gRPC-only configuration covered).
+    running = start_gateway(triton_server.grpc_url, workdir, args, env={"GSV_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)},
+                            triton_http_url=triton_server.http_url)  # fmt: skip
     yield running
     assert running.stop() == 0, running.log_text()[-3000:]
 
@@ -122,13 +125,13 @@ def test_seed_python_example_and_the_response_schema(gateway, refs, tmp_path, mo
                 "text": "你好，这是一个语音克隆测试。",
                 "text_language": "zh",
                 "prompt_text": "参考音频文字",
-                "prompt_language": "zh"
-            }
+                "prompt_language": "zh",
+            },
         )
 
     if response.status_code == 200:
         result = response.json()
-        audio_bytes = base64.b64decode(result['output_audio_base64'])
+        audio_bytes = base64.b64decode(result["output_audio_base64"])
         with open("cloned_voice.wav", "wb") as f:
             f.write(audio_bytes)
     # --- end of the seed's snippet ---
@@ -252,8 +255,11 @@ def test_health_and_metrics_after_traffic(gateway, refs) -> None:
     assert logs and '"request_id"' in logs[-1] and '"duration_ms"' in logs[-1]
 
 
-def test_requests_past_the_timeout_are_504(triton_server, refs) -> None:
-    settings = GatewaySettings(triton_url=triton_server.grpc_url, request_timeout_s=0.001, max_new_tokens=MAX_NEW_TOKENS)
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_requests_past_the_timeout_are_504(triton_server, refs, transport) -> None:
+    http_url = triton_server.http_url if transport == "http" else None
+    settings = GatewaySettings(triton_url=triton_server.grpc_url, triton_http_url=http_url, request_timeout_s=0.001,
+                               max_new_tokens=MAX_NEW_TOKENS)  # fmt: skip
     with BackgroundGateway(settings) as gateway:
         response = _post_clone(gateway.url, (refs / "ref1.wav").read_bytes(), seed=1)
     assert response.status_code == 504, response.text
@@ -261,9 +267,15 @@ def test_requests_past_the_timeout_are_504(triton_server, refs) -> None:
 
 
 # -- Triton going away and coming back -------------------------------------------------------------------------
-def test_triton_stopped_is_503_and_restarted_is_200_without_gateway_restart(tiny_model_repository, refs, tmp_path) -> None:
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_triton_stopped_is_503_and_restarted_is_200_without_gateway_restart(
+    tiny_model_repository, refs, tmp_path, transport
+) -> None:
     ports = [free_port() for _ in range(3)]
-    settings = GatewaySettings(triton_url=f"127.0.0.1:{ports[1]}", max_new_tokens=MAX_NEW_TOKENS)
+    http_url = f"127.0.0.1:{ports[0]}" if transport == "http" else None
+    settings = GatewaySettings(
+        triton_url=f"127.0.0.1:{ports[1]}", triton_http_url=http_url, max_new_tokens=MAX_NEW_TOKENS
+    )
     reference = (refs / "ref2.wav").read_bytes()
 
     def start_triton(tag: str) -> TritonServer:
@@ -296,7 +308,12 @@ def test_triton_stopped_is_503_and_restarted_is_200_without_gateway_restart(tiny
         try:
             back = until_ok(gateway.url)
             assert back.status_code == 200, back.text
-            assert httpx.get(f"{gateway.url}/health", timeout=10).status_code == 200
+            # /health asks over gRPC, whose channel reconnects within its backoff cap (1 s): with the HTTP
+            # transport the first synthesis can be served a moment earlier.
+            deadline = time.monotonic() + RECOVER_WITHIN_S
+            while (health := httpx.get(f"{gateway.url}/health", timeout=10)).status_code != 200:
+                assert time.monotonic() < deadline, health.text
+                time.sleep(0.2)
         finally:
             second.kill()  # its graceful stop was shown above; this one only has to be quick
 

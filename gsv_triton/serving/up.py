@@ -53,7 +53,9 @@ def up_main(args: argparse.Namespace) -> int:
 
     grpc_port = args.triton_grpc_port
     probe_host = LOOPBACK if args.triton_address in ("0.0.0.0", "") else args.triton_address
-    settings = settings_from_args(args, triton_url=f"{probe_host}:{grpc_port}")
+    settings = settings_from_args(
+        args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=f"{probe_host}:{args.triton_http_port}"
+    )
     configure_logging(settings.log_level)
     gateway = GatewayServer(settings, args.host, args.port)  # binds now: a taken port fails before Triton starts
 
