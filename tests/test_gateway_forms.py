@@ -66,7 +66,7 @@ def test_split_accepts_a_preamble_an_epilogue_and_headerless_parts() -> None:
     with pytest.raises(InputError, match='no Content-Disposition "name"'):
         split_multipart(body, b"XyZ")
     fixed = body.replace(b"\r\n\r\nno headers", b"\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nno headers")
-    assert split_multipart(fixed, b"XyZ") == {"a": "one", "b": "no headers", "f": Upload("x.bin", b"\r\n")}
+    assert split_multipart(fixed, b"XyZ") == {"a": "one", "b": "no headers", "f": Upload("x.bin", b"")}
 
 
 @pytest.mark.parametrize(
