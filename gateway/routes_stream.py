@@ -14,7 +14,6 @@ which HTTP clients report as an incomplete body.
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -23,6 +22,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from gsv_triton.audio import float_to_int16
+from gsv_triton.audio.output import pcm_wav_header
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
@@ -37,23 +37,12 @@ router = APIRouter(tags=["voice clone"])
 log = logging.getLogger("gsv_gateway.stream")
 
 STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
-UNKNOWN_SIZE = 0xFFFFFFFF
 BITS = 16
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
 RESPONSES = {
     200: {"content": {m: {} for m in STREAM_FORMATS.values()}, "description": "chunked audio, one chunk per piece"},
     **ERRORS,
 }
-
-
-def streaming_wav_header(sample_rate: int, channels: int = 1) -> bytes:
-    """A 44-byte PCM WAV header for a stream of unknown length (RIFF and data sizes 0xFFFFFFFF)."""
-    block = channels * BITS // 8
-    return b"".join((
-        b"RIFF", struct.pack("<I", UNKNOWN_SIZE), b"WAVE",
-        b"fmt ", struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block, block, BITS),
-        b"data", struct.pack("<I", UNKNOWN_SIZE),
-    ))  # fmt: skip
 
 
 def _samples(piece: StreamPiece) -> bytes:
@@ -88,7 +77,7 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield (streaming_wav_header(first.sample_rate) if name == "wav" else b"") + _samples(first)
+            yield (pcm_wav_header(first.sample_rate, BITS, None) if name == "wav" else b"") + _samples(first)
             async for piece in pieces:
                 yield _samples(piece)
         except Exception:

@@ -25,6 +25,7 @@ from gsv_triton.audio import (
     to_wav_bytes,
 )
 from gsv_triton.audio.decode import DECODE_MARGIN_SECONDS, _pcm16_wav
+from gsv_triton.audio.output import pcm_wav_header
 from gsv_triton.errors import InputError
 from gsv_triton.settings import Limits
 
@@ -368,6 +369,16 @@ def test_to_wav_bytes(subtype, dtype):
     np.testing.assert_array_equal(back, np.array(expected, dtype=dtype))
     with pytest.raises(ValueError, match="unsupported"):
         to_wav_bytes(x, 32000, "ULAW")
+
+
+def test_stream_wav_header_says_unknown_length_and_is_readable():
+    header = pcm_wav_header(32000, 16, None)
+    assert len(header) == 44 and struct.unpack_from("<I", header, 4)[0] == struct.unpack_from("<I", header, 40)[0]
+    assert struct.unpack_from("<I", header, 40)[0] == 0xFFFFFFFF
+    samples = float_to_int16(np.array([0.0, 0.5, -0.5], dtype=np.float32))
+    back, rate = sf.read(io.BytesIO(header + samples.tobytes()), dtype="int16")  # players read to the end
+    assert rate == 32000
+    np.testing.assert_array_equal(back, samples)
 
 
 def test_normalize_and_join_segments():
