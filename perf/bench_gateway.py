@@ -130,7 +130,8 @@ def run_paths(
         return build_inputs("grpc", TEXT, reference, PROMPT, "zh", "zh", seed=SEED, max_new_tokens=max_new_tokens)
 
     prebuilt_inputs = direct_inputs()
-    times: dict[str, list[float]] = {"gateway": [], "direct": []}
+    # "paired": gateway minus direct of the two requests made back to back (same moment, same host load).
+    times: dict[str, list[float]] = {"gateway": [], "direct": [], "paired": []}
     durations: list[float] = []
     lock = threading.Lock()
 
@@ -140,6 +141,7 @@ def run_paths(
         try:
             for i in range(count + WARMUP):
                 order = ("gateway", "direct") if i % 2 == 0 else ("direct", "gateway")
+                pair = {}
                 for path in order:
                     start = time.perf_counter()
                     if path == "gateway":
@@ -153,11 +155,14 @@ def run_paths(
                         inputs = direct_inputs() if encode_per_request else prebuilt_inputs
                         result = grpc.infer("voice_clone", inputs, client_timeout=TIMEOUT_S)
                         duration = len(result.as_numpy("audio")) / int(result.as_numpy("sample_rate")[0])
-                    elapsed = time.perf_counter() - start
+                    elapsed = pair[path] = time.perf_counter() - start
                     if i >= WARMUP:
                         with lock:
                             times[path].append(elapsed)
                             durations.append(duration)
+                if i >= WARMUP:
+                    with lock:
+                        times["paired"].append(pair["gateway"] - pair["direct"])
         finally:
             http.close()
             grpc.close()
@@ -188,6 +193,13 @@ def report(
         *[f"| {p} | {n} | {a:.1f} | {b:.1f} | {c:.1f} |" for p, n, a, b, c in rows],
         f"| **added by the gateway** | | **{g50 - d50:+.1f}** | {g99 - d99:+.1f} | {gmean - dmean:+.1f} |",
     ]
+    paired = [1000 * t for t in times["paired"]]
+    if paired:
+        # The two p50s each carry Triton's own jitter (a few ms at these sizes); the difference of each
+        # back-to-back pair cancels most of it, so its median is the steadier estimate of the same quantity.
+        lines += ["", f"Back-to-back pairs (gateway minus direct, {len(paired)} pairs): median "
+                      f"{statistics.median(paired):+.1f} ms, quartiles {percentile(paired, 25):+.1f} / "
+                      f"{percentile(paired, 75):+.1f} ms."]  # fmt: skip
     if cpu_ms is not None:
         # Independent of how busy the host is: what one request costs the gateway process.
         lines += ["", f"Gateway process CPU per request: {cpu_ms:.1f} ms (user + system)."]
