@@ -2,11 +2,11 @@
 
 One :class:`TritonVoiceClone` per process (created in the app's lifespan). Unary inference goes over Triton's
 HTTP endpoint when one is configured (``GSV_TRITON_HTTP_URL``: the lean client of ``gateway.triton_http``, a
-third of the gRPC client's CPU per call), else over gRPC; streaming and health always use gRPC. Its gRPC
-channel multiplexes every request over one HTTP/2 connection and reconnects by itself after Triton restarts. The reconnect backoff is
-capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restarted Triton is used again within about a second, and
-calls never wait for a connection (gRPC's default): while Triton is down each one fails at once with
-UNAVAILABLE, which becomes a 503.
+third of the gRPC client's CPU per call), else over gRPC; streaming and health always use gRPC. The gRPC
+channel multiplexes every request over one HTTP/2 connection and reconnects by itself after Triton restarts.
+The reconnect backoff is capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restarted Triton is used again
+within about a second, and calls never wait for a connection (gRPC's default): while Triton is down each one
+fails at once with UNAVAILABLE, which becomes a 503.
 
 Triton's answers become domain errors here: INVALID_ARGUMENT -> ``InputError`` naming the input (the model's
 messages read ``<input>: <rule>``), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUnavailable`, DEADLINE_EXCEEDED ->
@@ -92,7 +92,7 @@ class Synthesis:
 
 
 class TritonVoiceClone:
-    """Async client of ``model_name`` at the gRPC endpoint ``url``."""
+    """Async client of ``model_name`` at the gRPC endpoint ``url`` (unary calls at the HTTP ``http_url`` if given)."""
 
     def __init__(
         self, url: str, model_name: str, timeout_s: float, health_timeout_s: float, http_url: str | None = None
