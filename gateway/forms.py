@@ -39,6 +39,10 @@ class Upload(NamedTuple):
     data: bytes
 
 
+# What a browser sends for a file input with no file selected.
+EMPTY_UPLOAD = Upload("", b"")
+
+
 class SynthesisForm(BaseModel):
     """The fields of ``POST /v1/voice-clone`` (and of its streaming twin). ``None``: not sent."""
 
@@ -114,9 +118,15 @@ async def read_form(request: Request) -> dict[str, str | Upload]:
 
 
 def parse_form(model: type[FormModel], form: dict[str, str | Upload]) -> FormModel:
-    """``form`` validated by ``model``: 422 for a missing or mistyped field, a file sent as text or vice versa."""
+    """``form`` validated by ``model``: 422 for a missing or mistyped field, a file sent as text or vice versa.
+
+    As with FastAPI's form parameters, an empty value (a browser's empty input or unselected file) counts as
+    not sent, and fields the model does not name are ignored.
+    """
     values: dict[str, object] = {}
     for name, value in form.items():
+        if name not in model.model_fields or value == "" or value == EMPTY_UPLOAD:
+            continue
         is_file_field = name in model.file_fields
         if isinstance(value, Upload) != is_file_field:
             kind = "a file part (with a filename)" if is_file_field else "a text field, not a file"

@@ -101,6 +101,16 @@ def test_parse_form_validates_types_and_part_kinds() -> None:
         parse_form(SynthesisForm, {"text": Upload("t.txt", b"hi"), "text_language": "en"})
 
 
+def test_empty_values_count_as_not_sent_and_unknown_fields_are_ignored() -> None:
+    """FastAPI's rule for form parameters, kept so clients see no change."""
+    form = parse_form(SynthesisForm, {"text": "hi", "text_language": "en", "cut_punc": "", "top_k": "",
+                                      "audio": Upload("", b""), "extra": Upload("x", b"1")})  # fmt: skip
+    assert (form.cut_punc, form.top_k, form.audio) == (None, None, None)
+    with pytest.raises(RequestValidationError) as caught:
+        parse_form(SynthesisForm, {"text": "", "text_language": "en"})
+    assert caught.value.errors()[0]["type"] == "missing"
+
+
 def test_the_documented_body_is_the_form() -> None:
     schema = SynthesisForm.openapi()["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["text", "text_language"]
