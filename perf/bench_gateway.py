@@ -12,7 +12,7 @@ difference is the gateway's own work plus its HTTP leg. ``--client-encoding per-
 request instead (httpx's pure-Python multipart encoder then adds about 2.4 ms to the gateway path).
 
     .venv/bin/python perf/bench_gateway.py --model-repository artifacts/repository-tiny [--requests 200]
-    .venv/bin/python perf/bench_gateway.py --triton-grpc 127.0.0.1:8001 --concurrency 4
+    .venv/bin/python perf/bench_gateway.py --triton-grpc 127.0.0.1:8001 --triton-http 127.0.0.1:8000 --concurrency 4
 
 Goal (issue 5): at most 5 ms added at p50.
 """
@@ -30,6 +30,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -38,6 +40,7 @@ import soundfile as sf
 
 from gsv_triton.client import build_inputs
 from gsv_triton.serving import TritonServer, free_port
+from gsv_triton.serving.extra_models import install_extra_models
 
 TEXT = "你好，这是一个语音克隆测试。"
 PROMPT = "参考音频文字"
@@ -107,6 +110,50 @@ class Gateway:
         self.process.wait(30)
         self._log.close()
 
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser, serves: str = "") -> None:
+    """The flags naming the Triton and the gateway under test (shared by the gateway benchmarks)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
+    source.add_argument("--triton-grpc", help=f"use a running tritonserver (gRPC host:port){serves}")
+    parser.add_argument("--triton-http", help="with --triton-grpc: its HTTP endpoint host:port")
+    parser.add_argument(
+        "--gateway-transport",
+        choices=["http", "grpc"],
+        default="http",
+        help="how the gateway calls Triton for unary inference (default http, as `gsv-triton up` runs it)",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
+
+
+@contextmanager
+def gateway_stack(args: argparse.Namespace, name: str, extra_models: bool = False) -> Iterator[tuple[Gateway, str]]:
+    """A tritonserver (started on ``--model-repository``, with the extra models if asked, or the running one
+    named) and a gateway process in front of it, both stopped afterwards; yields (gateway, Triton gRPC)."""
+    if args.gateway_transport == "http" and not (args.model_repository or args.triton_http):
+        raise SystemExit("--gateway-transport http needs --triton-http with --triton-grpc")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}_"))
+    server = None
+    triton_grpc, triton_http = args.triton_grpc, args.triton_http
+    try:
+        if args.model_repository:
+            if extra_models:
+                install_extra_models(Path(args.model_repository))
+            server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
+                                          log_path=workdir / "tritonserver.log")  # fmt: skip
+            server.wait_ready(READY_TIMEOUT_S)
+            triton_grpc, triton_http = server.grpc_endpoint, server.http_endpoint
+        gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log",
+                          env={"GSV_VOICE_DIR": str(workdir / "voices")},
+                          triton_http=triton_http if args.gateway_transport == "http" else None)  # fmt: skip
+        try:
+            yield gateway, triton_grpc
+        finally:
+            gateway.stop()
+    finally:
+        if server is not None:
+            server.stop()
 
 def run_paths(
     gateway_url: str,
@@ -208,19 +255,9 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
-    source.add_argument("--triton-grpc", help="use a running tritonserver (gRPC host:port)")
-    parser.add_argument("--triton-http", help="with --triton-grpc: its HTTP endpoint host:port")
-    parser.add_argument(
-        "--gateway-transport",
-        choices=["http", "grpc"],
-        default="http",
-        help="how the gateway calls Triton for unary inference (default http, as `gsv-triton up` runs it)",
-    )
+    add_stack_arguments(parser)
     parser.add_argument("--requests", type=int, default=100, help="measured requests per path (default 100)")
     parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
     parser.add_argument(
         "--client-encoding",
         choices=["once", "per-request"],
@@ -230,27 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the raw latencies here")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
-    server = None
-    triton_grpc, triton_http = args.triton_grpc, args.triton_http
-    if args.model_repository:
-        server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
-                                      log_path=workdir / "tritonserver.log")  # fmt: skip
-        server.wait_ready(READY_TIMEOUT_S)
-        triton_grpc, triton_http = server.grpc_endpoint, server.http_endpoint
-    if args.gateway_transport == "http" and not triton_http:
-        parser.error("--gateway-transport http needs --triton-http with --triton-grpc")
-    gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")},
-                      triton_http=triton_http if args.gateway_transport == "http" else None)  # fmt: skip
-    try:
+    with gateway_stack(args, "bench_gateway") as (gateway, triton_grpc):
         cpu_before = cpu_seconds(gateway.process.pid)
         times, durations = run_paths(gateway.url, triton_grpc, reference_clip(), args.requests, args.concurrency,
                                      args.max_new_tokens, args.client_encoding == "per-request")  # fmt: skip
         cpu_after = cpu_seconds(gateway.process.pid)
-    finally:
-        gateway.stop()
-        if server is not None:
-            server.stop()
     # The warm-up requests are in the CPU total too; spread it over every gateway request made.
     served = len(times["gateway"]) + WARMUP * args.concurrency
     cpu_ms = None if cpu_before is None or cpu_after is None else 1000 * (cpu_after - cpu_before) / served

@@ -5,7 +5,7 @@ stream) against ``POST /v1/voice-clone`` (time to the whole answer), the same se
 the two alternating in each client thread.
 
     .venv/bin/python perf/bench_stream.py --model-repository artifacts/repository-tiny [--requests 20]
-    .venv/bin/python perf/bench_stream.py --triton-grpc 127.0.0.1:8001 --concurrency 1 4
+    .venv/bin/python perf/bench_stream.py --triton-grpc 127.0.0.1:8001 --triton-http 127.0.0.1:8000 --concurrency 1 4
 
 ``--model-repository`` installs the extra models (voice_clone_stream, ...) into that repository first.
 """
@@ -15,17 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
-from bench_gateway import PROMPT, READY_TIMEOUT_S, SEED, TIMEOUT_S, Gateway, reference_clip
-
-from gsv_triton.serving import TritonServer, free_port
-from gsv_triton.serving.extra_models import install_extra_models
+from bench_gateway import PROMPT, SEED, TIMEOUT_S, add_stack_arguments, gateway_stack, reference_clip
 
 TEXT = "你好，这是第一句。这是第二句话，还有一点。最后是第三句！然后再说一句。"
 CUT = "，。！"
@@ -70,33 +65,16 @@ def run(url: str, requests: int, concurrency: int) -> dict[str, list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
-    source.add_argument(
-        "--triton-grpc", help="use a running tritonserver (gRPC host:port) that serves voice_clone_stream"
-    )
+    add_stack_arguments(parser, " that serves voice_clone_stream")
     parser.add_argument("--requests", type=int, default=20, help="measured requests per client (default 20)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench_stream_"))
-    server = None
-    triton_grpc = args.triton_grpc
-    if args.model_repository:
-        install_extra_models(Path(args.model_repository))
-        server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
-                                      log_path=workdir / "tritonserver.log")  # fmt: skip
-        server.wait_ready(READY_TIMEOUT_S)
-        triton_grpc = server.grpc_endpoint
-    gateway = Gateway(
-        triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "v")}
-    )
     lines = [f"Streaming, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()} ({os.cpu_count()} cores); "
              f"{len(TEXT)} characters, cut at {CUT}", "",
              "| concurrency | load | first byte p50 ms | end of stream p50 ms | full response p50 ms | first byte / full |",
              "|---|---|---|---|---|---|"]  # fmt: skip
-    try:
+    with gateway_stack(args, "bench_stream", extra_models=True) as (gateway, _):
         for concurrency in args.concurrency:
             times = run(gateway.url, args.requests, concurrency)
             p50 = {k: 1000 * float(np.median(v)) for k, v in times.items()}
@@ -104,10 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {concurrency} | {os.getloadavg()[0]:.1f} | {p50['first byte (stream)']:.0f} | {p50['end of stream']:.0f} "
                 f"| {p50['full response']:.0f} | {p50['first byte (stream)'] / p50['full response']:.2f} |"
             )
-    finally:
-        gateway.stop()
-        if server is not None:
-            server.stop()
     print("\n".join(lines))
     return 0
 

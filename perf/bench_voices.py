@@ -11,7 +11,7 @@ alike):
   is what a client that re-uploads its voice to several servers or after a restart pays.
 
     .venv/bin/python perf/bench_voices.py --model-repository artifacts/repository-tiny [--requests 60]
-    .venv/bin/python perf/bench_voices.py --triton-grpc 127.0.0.1:8001
+    .venv/bin/python perf/bench_voices.py --triton-grpc 127.0.0.1:8001 --triton-http 127.0.0.1:8000
 
 ``--model-repository`` installs the ``voice_encode`` model into that repository first (idempotent).
 """
@@ -23,17 +23,21 @@ import io
 import os
 import platform
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import soundfile as sf
-from bench_gateway import PROMPT, READY_TIMEOUT_S, REFERENCE_RATE, REFERENCE_SECONDS, SEED, TEXT, TIMEOUT_S, Gateway
-
-from gsv_triton.serving import TritonServer, free_port
-from gsv_triton.serving.extra_models import install_extra_models
+from bench_gateway import (
+    PROMPT,
+    REFERENCE_RATE,
+    REFERENCE_SECONDS,
+    SEED,
+    TEXT,
+    TIMEOUT_S,
+    add_stack_arguments,
+    gateway_stack,
+)
 
 WARMUP = 3
 PATHS = ("voice_id", "upload, same clip", "upload, new clip")
@@ -96,31 +100,12 @@ def report(times: dict[str, list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model-repository", help="start a tritonserver on this exported repository")
-    source.add_argument("--triton-grpc", help="use a running tritonserver (gRPC host:port) that serves voice_encode")
+    add_stack_arguments(parser, " that serves voice_encode")
     parser.add_argument("--requests", type=int, default=60, help="measured requests per path (default 60)")
-    parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench_voices_"))
-    server = None
-    triton_grpc = args.triton_grpc
-    if args.model_repository:
-        install_extra_models(Path(args.model_repository))
-        server = TritonServer().start(Path(args.model_repository), free_port(), free_port(), free_port(),
-                                      log_path=workdir / "tritonserver.log")  # fmt: skip
-        server.wait_ready(READY_TIMEOUT_S)
-        triton_grpc = server.grpc_endpoint
-    gateway = Gateway(
-        triton_grpc, args.max_new_tokens, workdir / "gateway.log", env={"GSV_VOICE_DIR": str(workdir / "voices")}
-    )
-    try:
+    with gateway_stack(args, "bench_voices", extra_models=True) as (gateway, _):
         times = run(gateway.url, args.requests)
-    finally:
-        gateway.stop()
-        if server is not None:
-            server.stop()
     print(report(times))
     return 0
 
