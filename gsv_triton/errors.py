@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class GsvError(Exception):
     """Base class of the project's expected errors."""
@@ -19,3 +21,9 @@ class InputError(GsvError):
         self.field = field
         self.message = message
         self.status = status
+
+
+def renamed(exc: InputError, names: Mapping[str, str]) -> InputError:
+    """The same error with its field renamed through ``names`` (fields not named keep theirs): a layer that
+    called another under different input names reports the name its own caller used."""
+    return InputError(names.get(exc.field, exc.field), exc.message, exc.status)
