@@ -23,8 +23,8 @@ from .dependencies import get_service, get_voices
 from .errors import request_id_of
 from .models import ErrorResponse
 from .offload import run_cpu, small_wav
-from .service import VoiceCloneService, audio_headers, encode_result, object_tensor
-from .validation import INT64_MIN, UINT64_END, check_reference
+from .service import VoiceCloneService, audio_headers, encode_result
+from .validation import bytes_tensor, check_reference, seed_tensor
 from .voices import VoiceStore, load_voice
 
 router = APIRouter(tags=["voice conversion"])
@@ -34,8 +34,6 @@ RESPONSES = {
     200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the converted audio (response_format)"},
     **ERRORS,
 }
-# voice_convert's input names -> this route's field names.
-FIELDS = {"reference_audio": "audio"}
 
 
 async def _upload(file: UploadFile, field: str, service: VoiceCloneService) -> bytes:
@@ -74,27 +72,21 @@ async def voice_convert(
                          422 if voice_id is None else 400)  # fmt: skip
     source = await _upload(source_audio, "source_audio", service)
     tensors = {
-        "source_audio": object_tensor(source),
-        "text": object_tensor(text.encode("utf-8")),
-        "text_language": object_tensor(text_language.encode("utf-8")),
+        "source_audio": bytes_tensor(source),
+        "text": bytes_tensor(text),
+        "text_language": bytes_tensor(text_language),
     }
     if voice_id is not None:
         tensors["ge"] = (await load_voice(voices, voice_id)).features["ge"]
     else:
         assert audio is not None
-        tensors["reference_audio"] = object_tensor(await _upload(audio, "audio", service))
+        tensors["reference_audio"] = bytes_tensor(await _upload(audio, "audio", service))
     if speed is not None:
         tensors["speed"] = np.array([speed], dtype=np.float32)
     if seed is not None:
-        if not INT64_MIN <= seed < UINT64_END:
-            raise InputError("seed", f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {seed}")
-        tensors["seed"] = np.array([seed % UINT64_END], dtype=np.uint64).view(np.int64)
+        tensors["seed"] = seed_tensor(seed)
     parse_convert_request(tensors, limits=service.limits, draw_seed=lambda: 0)  # voice_convert's own rules, early
-    try:
-        result = await service.triton.convert(tensors, request_id_of(request))
-    except InputError as exc:
-        raise InputError(FIELDS.get(exc.field, exc.field), exc.message, exc.status) from None
-    service.metrics.add_audio(result.duration_s)
+    result = await service.convert(tensors, request_id_of(request), reference_field="audio")
     encoded = await encode_result(result, fmt, sample_rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed)}
     return Response(encoded.data, media_type=encoded.media_type, headers=headers)

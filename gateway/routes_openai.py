@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.audio.formats import MEDIA_TYPES, check_output
-from gsv_triton.errors import InputError
+from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 from .dependencies import get_service, get_voices
@@ -84,9 +84,7 @@ async def speech(
     try:
         result = await service.synthesize(fields, request_id_of(request))
     except InputError as exc:
-        if exc.field not in OPENAI_FIELDS:
-            raise
-        raise InputError(OPENAI_FIELDS[exc.field], exc.message, exc.status) from None
+        raise renamed(exc, OPENAI_FIELDS) from None
     encoded = await encode_result(result, fmt, rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
     return Response(encoded.data, media_type=encoded.media_type, headers=headers)

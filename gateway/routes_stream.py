@@ -21,8 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from gsv_triton.audio import float_to_int16
-from gsv_triton.audio.output import pcm_wav_header
+from gsv_triton.audio.output import pcm16_bytes, pcm_wav_header
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
@@ -31,7 +30,6 @@ from .forms import SynthesisForm, parse_form, read_form
 from .models import ErrorResponse
 from .routes_voice_clone import clone_fields
 from .service import VoiceCloneService
-from .triton import StreamPiece
 
 router = APIRouter(tags=["voice clone"])
 log = logging.getLogger("gsv_gateway.stream")
@@ -43,10 +41,6 @@ RESPONSES = {
     200: {"content": {m: {} for m in STREAM_FORMATS.values()}, "description": "chunked audio, one chunk per piece"},
     **ERRORS,
 }
-
-
-def _samples(piece: StreamPiece) -> bytes:
-    return float_to_int16(piece.audio).astype("<i2", copy=False).tobytes()
 
 
 class StreamForm(SynthesisForm):
@@ -77,9 +71,9 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield (pcm_wav_header(first.sample_rate, BITS, None) if name == "wav" else b"") + _samples(first)
+            yield (pcm_wav_header(first.sample_rate, BITS, None) if name == "wav" else b"") + pcm16_bytes(first.audio)
             async for piece in pieces:
-                yield _samples(piece)
+                yield pcm16_bytes(piece.audio)
         except Exception:
             log.exception("stream broken after its first piece", extra={"fields": {"request_id": request_id}})
             raise  # uvicorn then closes the connection without the final chunk

@@ -11,12 +11,11 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.errors import InputError
-from gsv_triton.serving.models.request import parse_voice_request
 
 from .dependencies import get_service, get_voices
 from .errors import request_id_of
 from .models import ErrorResponse, VoiceList, VoiceResponse
-from .service import VoiceCloneService, object_tensor
+from .service import VoiceCloneService
 from .voices import VoiceStore, check_voice_id
 
 router = APIRouter(tags=["voice library"])
@@ -39,12 +38,6 @@ async def create_voice(
     if audio.size is not None and audio.size > limit:
         raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
     data = await audio.read()
-    # voice_encode's own rules (prompt text, language), before the round trip, like /v1/voice-clone.
-    parse_voice_request(
-        {"prompt_text": object_tensor(prompt_text.encode()), "prompt_language": object_tensor(prompt_language.encode()),
-         "reference_audio": object_tensor(data or b"\0")},
-        limits=service.limits,
-    )  # fmt: skip
     features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request))
     seconds = float(features.pop("reference_seconds")[0])
     info = await run_in_threadpool(voices.create, name, prompt_text, prompt_language, data, seconds, features)

@@ -6,18 +6,16 @@ from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
 
-from gsv_triton.audio import to_wav_bytes
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
-from gsv_triton.errors import InputError
+from gsv_triton.errors import InputError, renamed
+from gsv_triton.serving.models.request import parse_voice_request
 
 from .metrics import GatewayMetrics
 from .offload import INLINE_MAX_SAMPLES, run_cpu, small_wav
 from .settings import GatewaySettings
 from .triton import StreamPiece, Synthesis, TritonVoiceClone
-from .validation import REFERENCE_INPUT, CloneFields, build_tensors, check_reference, check_tensors
+from .validation import REFERENCE_INPUT, CloneFields, build_tensors, bytes_tensor, check_reference, check_tensors
 
-# api.py's default sample type (-st int16) and the seed contract's "16-bit PCM WAV file".
-WAV_SUBTYPE = "PCM_16"
 # Encoders cheap enough per sample to run inline for short audio (the lossy ones take ~15 ms per second).
 INLINE_FORMATS = ("wav", "pcm")
 
@@ -33,58 +31,58 @@ class VoiceCloneService:
 
     async def synthesize(self, fields: CloneFields, request_id: str, reference_field: str = "audio") -> Synthesis:
         """Check ``fields`` (4xx naming ``reference_field`` for the reference), then run voice_clone."""
-        tensors = build_tensors(fields, self.settings)
-        # Decoding a compressed or long reference is CPU work: then it runs off the event loop.
-        reference = fields.reference_audio
-        await run_cpu(reference is None or small_wav(reference), check_tensors, tensors, self.limits, reference_field)
+        tensors = await self._checked_tensors(fields, reference_field)
         try:
             result = await self.triton.synthesize(tensors, request_id)
         except InputError as exc:
-            if exc.field != REFERENCE_INPUT:
-                raise
-            raise InputError(reference_field, exc.message, exc.status) from None
+            raise renamed(exc, {REFERENCE_INPUT: reference_field}) from None
         self.metrics.add_audio(result.duration_s)
         return result
 
-    async def stream(self, fields: CloneFields, request_id: str) -> AsyncIterator[StreamPiece]:
+    async def stream(
+        self, fields: CloneFields, request_id: str, reference_field: str = "audio"
+    ) -> AsyncIterator[StreamPiece]:
         """Check ``fields`` like :meth:`synthesize`, then voice_clone_stream's pieces as they come."""
-        tensors = build_tensors(fields, self.settings)
-        reference = fields.reference_audio
-        await run_cpu(reference is None or small_wav(reference), check_tensors, tensors, self.limits, "audio")
+        tensors = await self._checked_tensors(fields, reference_field)
         try:
             async for piece in self.triton.stream(tensors, request_id):
                 self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
                 yield piece
         except InputError as exc:
-            if exc.field != REFERENCE_INPUT:
-                raise
-            raise InputError("audio", exc.message, exc.status) from None
+            raise renamed(exc, {REFERENCE_INPUT: reference_field}) from None
 
-    async def encode_voice(self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str,
-                           reference_field: str = "audio") -> dict[str, np.ndarray]:  # fmt: skip
-        """The stored-voice features of a clip and its transcript (voice_encode), checked like a synthesis."""
-        await run_cpu(small_wav(audio), check_reference, audio, self.limits, reference_field)
+    async def _checked_tensors(self, fields: CloneFields, reference_field: str) -> dict[str, np.ndarray]:
+        """voice_clone's input tensors of ``fields``, after its own rules and the reference rules."""
+        tensors = build_tensors(fields, self.settings)
+        # Decoding a compressed or long reference is CPU work: then it runs off the event loop.
+        reference = fields.reference_audio
+        await run_cpu(reference is None or small_wav(reference), check_tensors, tensors, self.limits, reference_field)
+        return tensors
+
+    async def convert(self, tensors: dict[str, np.ndarray], request_id: str, reference_field: str = "audio") -> Synthesis:
+        """Run voice_convert on ``tensors`` (checked by the caller); errors name ``reference_field``."""
+        try:
+            result = await self.triton.convert(tensors, request_id)
+        except InputError as exc:
+            raise renamed(exc, {REFERENCE_INPUT: reference_field}) from None
+        self.metrics.add_audio(result.duration_s)
+        return result
+
+    async def encode_voice(self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str) -> dict[str, np.ndarray]:
+        """The stored-voice features of a clip and its transcript (voice_encode), checked like a synthesis:
+        voice_encode's own rules (prompt text, language) first, then the reference rules."""
         tensors = {
-            "reference_audio": object_tensor(audio),
-            "prompt_text": object_tensor(prompt_text.encode("utf-8")),
-            "prompt_language": object_tensor(prompt_language.encode("utf-8")),
+            "reference_audio": bytes_tensor(audio),
+            "prompt_text": bytes_tensor(prompt_text),
+            "prompt_language": bytes_tensor(prompt_language),
         }
+        # An empty upload is the reference rules' error (400 "empty"), not a missing input: check a stand-in.
+        parse_voice_request({**tensors, "reference_audio": bytes_tensor(audio or b"\0")}, limits=self.limits)
+        await run_cpu(small_wav(audio), check_reference, audio, self.limits, "audio")
         try:
             return await self.triton.encode_voice(tensors, request_id)
         except InputError as exc:
-            if exc.field != REFERENCE_INPUT:
-                raise
-            raise InputError(reference_field, exc.message, exc.status) from None
-
-
-def object_tensor(value: bytes) -> np.ndarray:
-    """A BYTES tensor of one element."""
-    return np.array([value], dtype=np.object_)
-
-
-def wav_bytes(result: Synthesis) -> bytes:
-    """The result as a complete 16-bit WAV file (blocking: call from a worker thread for long audio)."""
-    return to_wav_bytes(result.audio, result.sample_rate, WAV_SUBTYPE)
+            raise renamed(exc, {REFERENCE_INPUT: "audio"}) from None
 
 
 def cheap_to_encode(audio: np.ndarray, fmt: AudioFormat, rate: int | None, source_rate: int) -> bool:

@@ -50,7 +50,6 @@ INPUT_DATATYPES = {
 }
 OUTPUTS = ("audio", "sample_rate", "used_seed")
 ENCODE_MODEL = "voice_encode"
-ENCODE_INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
 CONVERT_MODEL = "voice_convert"
 STREAM_MODEL = "voice_clone_stream"
@@ -91,6 +90,11 @@ class Synthesis:
         return len(self.audio) / self.sample_rate
 
 
+def _seed(used_seed: np.ndarray | None) -> int:
+    """The used_seed output as the unsigned 64-bit value clients see (0 when a model reports none)."""
+    return int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0
+
+
 class TritonVoiceClone:
     """Async client of ``model_name`` at the gRPC endpoint ``url`` (unary calls at the HTTP ``http_url`` if given)."""
 
@@ -129,12 +133,7 @@ class TritonVoiceClone:
 
     @staticmethod
     def _synthesis(result: Mapping[str, np.ndarray]) -> Synthesis:
-        used_seed = result.get("used_seed")
-        return Synthesis(
-            audio=result["audio"],
-            sample_rate=int(result["sample_rate"][0]),
-            seed=int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0,
-        )
+        return Synthesis(audio=result["audio"], sample_rate=int(result["sample_rate"][0]), seed=_seed(result.get("used_seed")))
 
     async def convert(self, tensors: Mapping[str, np.ndarray], request_id: str) -> Synthesis:
         """Run voice_convert on ``tensors`` (source_audio, text, text_language, reference_audio or ge, ...)."""
@@ -159,13 +158,12 @@ class TritonVoiceClone:
             async for result, error in responses:
                 if error is not None:
                     raise self._stream_error(error.message() or str(error))
-                used_seed = result.as_numpy("used_seed")
                 piece = StreamPiece(
                     audio=result.as_numpy("audio"),
                     index=int(result.as_numpy("piece")[0]),
                     pieces=int(result.as_numpy("pieces")[0]),
                     sample_rate=int(result.as_numpy("sample_rate")[0]),
-                    seed=int(used_seed.astype(np.int64).view(np.uint64)[0]),
+                    seed=_seed(result.as_numpy("used_seed")),
                 )
                 yield piece
                 if piece.last:
@@ -214,8 +212,7 @@ class TritonVoiceClone:
             inputs.append(tensor)
         return inputs
 
-    def _domain_error(self, exc, model: str | None = None) -> Exception:
-        model = model or self.model_name
+    def _domain_error(self, exc, model: str) -> Exception:
         status = str(exc.status())
         message = exc.message() or str(exc)
         if status == "StatusCode.INVALID_ARGUMENT":

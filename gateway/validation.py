@@ -17,7 +17,7 @@ from gsv_triton.audio import validate_reference
 
 # The reference rules without prepare_reference's resampling and spectrogram (12-22 ms per clip), which
 # Triton computes anyway and caches per reference; decoding plus these checks take about 0.3 ms.
-from gsv_triton.errors import InputError
+from gsv_triton.errors import InputError, renamed
 from gsv_triton.serving.models.request import parse_request
 from gsv_triton.settings import Limits
 
@@ -56,19 +56,25 @@ def check_reference(data: bytes, limits: Limits, field: str = "audio") -> float:
     try:
         mono, rate, _ = validate_reference(data, limits)
     except InputError as exc:
-        if exc.field == field:
-            raise
         raise InputError(field, exc.message, exc.status) from None
     return mono.shape[-1] / rate
 
 
-def _bytes(value: str | bytes) -> np.ndarray:
+def bytes_tensor(value: str | bytes) -> np.ndarray:
+    """A BYTES tensor of one element (text as UTF-8)."""
     return np.array([value.encode("utf-8") if isinstance(value, str) else value], dtype=np.object_)
+
+
+def seed_tensor(seed: int) -> np.ndarray:
+    """The INT64 seed input of ``seed``, which may also be given as its unsigned 64-bit value."""
+    if not INT64_MIN <= seed < UINT64_END:
+        raise InputError("seed", f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {seed}")
+    return np.array([seed % UINT64_END], dtype=np.uint64).view(np.int64)
 
 
 def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, np.ndarray]:
     """The voice_clone input tensors of ``fields`` (optional inputs only when given or configured)."""
-    tensors = {"text": _bytes(fields.text), "text_language": _bytes(fields.text_language)}
+    tensors = {"text": bytes_tensor(fields.text), "text_language": bytes_tensor(fields.text_language)}
     if fields.voice is not None:
         tensors.update(fields.voice)
     else:
@@ -76,10 +82,10 @@ def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, n
             value = getattr(fields, name)
             if value is None:
                 raise InputError(name, "is required")
-            tensors[name] = _bytes(value)
+            tensors[name] = bytes_tensor(value)
     cut_punc = fields.cut_punc if fields.cut_punc is not None else settings.default_cut_punc
     if cut_punc is not None:
-        tensors["cut_punc"] = _bytes(cut_punc)
+        tensors["cut_punc"] = bytes_tensor(cut_punc)
     if fields.top_k is not None:
         if not -INT32_MAX <= fields.top_k <= INT32_MAX:
             raise InputError("top_k", f"must be an integer in [1, {INT32_MAX}], got {fields.top_k}")
@@ -90,9 +96,7 @@ def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, n
             if value is not None:
                 tensors[name] = np.array([value], dtype=np.float32)
     if fields.seed is not None:
-        if not INT64_MIN <= fields.seed < UINT64_END:
-            raise InputError("seed", f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {fields.seed}")
-        tensors["seed"] = np.array([fields.seed % UINT64_END], dtype=np.uint64).view(np.int64)
+        tensors["seed"] = seed_tensor(fields.seed)
     if settings.max_new_tokens is not None:
         tensors["max_new_tokens"] = np.array([settings.max_new_tokens], dtype=np.int32)
     return tensors
@@ -112,6 +116,5 @@ def check_tensors(tensors: dict[str, np.ndarray], limits: Limits, reference_fiel
         # The seed is only validated here; Triton draws its own when the request has none.
         parse_request(tensors, limits=limits, draw_seed=lambda: 0)
     except InputError as exc:
-        field = reference_field if exc.field == REFERENCE_INPUT else exc.field
-        raise InputError(field, exc.message, exc.status) from None
+        raise renamed(exc, {REFERENCE_INPUT: reference_field}) from None
     return seconds

@@ -92,9 +92,13 @@ class VoiceStore:
         self._lock = threading.Lock()
 
     def cached(self, voice_id: str) -> Voice | None:
-        """The voice if its features are in memory already (no I/O: safe on the event loop)."""
+        """The voice if its features are in memory already (no I/O: safe on the event loop); a hit makes it
+        the most recently used."""
         with self._lock:
-            return self._cache.get(voice_id)
+            voice = self._cache.get(voice_id)
+            if voice is not None:
+                self._cache.move_to_end(voice_id)
+            return voice
 
     def _path(self, voice_id: str, suffix: str) -> Path:
         return self.root / f"{voice_id}{suffix}"
@@ -132,11 +136,9 @@ class VoiceStore:
 
     def get(self, voice_id: str, field: str = "voice_id") -> Voice:
         """The voice with its features (cached in memory after the first load)."""
-        with self._lock:
-            cached = self._cache.get(voice_id)
-            if cached is not None:
-                self._cache.move_to_end(voice_id)
-                return cached
+        cached = self.cached(voice_id)
+        if cached is not None:
+            return cached
         info = self.info(voice_id, field)
         try:
             with np.load(self._path(voice_id, ".npz")) as data:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from gsv_triton.audio.output import float_to_int16, to_wav_bytes
+from gsv_triton.audio.output import float_to_int16, pcm16_bytes, to_wav_bytes
 from gsv_triton.audio.resample import resample
 from gsv_triton.errors import InputError
 
@@ -107,7 +107,7 @@ def encode_audio(audio: np.ndarray, sample_rate: int, fmt: AudioFormat, rate: in
     if fmt.name == "wav":
         data = to_wav_bytes(samples, rate, fmt.subtype)
     elif fmt.name == "pcm":
-        data = float_to_int16(samples).astype("<i2", copy=False).tobytes()
+        data = pcm16_bytes(samples)
     else:
         buffer = io.BytesIO()
         source = float_to_int16(samples) if fmt.subtype == "PCM_16" else samples

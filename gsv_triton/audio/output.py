@@ -52,6 +52,11 @@ def float_to_int16(audio: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
 
 
+def pcm16_bytes(audio: np.ndarray) -> bytes:
+    """``audio`` as little-endian 16-bit PCM samples (``float_to_int16``'s rounding and clipping)."""
+    return float_to_int16(audio).astype("<i2", copy=False).tobytes()
+
+
 def float_to_int32(audio: np.ndarray) -> np.ndarray:
     """x * 2147483647 (api.py's int32 scale), computed in float64 and clipped to the int32 range."""
     scaled = np.asarray(audio, dtype=np.float64) * INT32_SCALE
@@ -77,9 +82,10 @@ def to_wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -
     files are written here too (a header and the samples: a tenth of libsndfile's cost for a short clip).
     """
     audio = np.ravel(np.asarray(audio, dtype=np.float32))
-    if subtype in ("PCM_16", "PCM_32"):
-        samples = float_to_int16(audio).astype("<i2") if subtype == "PCM_16" else float_to_int32(audio).astype("<i4")
-        return pcm_wav_header(sample_rate, 8 * samples.itemsize, samples.nbytes) + samples.tobytes()
+    if subtype == "PCM_16":
+        return pcm_wav_header(sample_rate, 16, 2 * audio.size) + pcm16_bytes(audio)
+    if subtype == "PCM_32":
+        return pcm_wav_header(sample_rate, 32, 4 * audio.size) + float_to_int32(audio).astype("<i4", copy=False).tobytes()
     if subtype != "FLOAT":
         raise ValueError(f"unsupported WAV subtype {subtype!r}; use PCM_16, PCM_32 or FLOAT")
     data = np.clip(audio, -1.0, 1.0)  # libsndfile writes float files with the fact chunk they need
