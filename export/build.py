@@ -29,7 +29,7 @@ from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_export.quantize import QUANTIZE_CHOICES, quantize_t2s
 from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
-from gsv_export.triton_repository import install_triton_models
+from gsv_export.triton_repository import TORCH_TARGET, install_triton_models
 from gsv_triton.errors import UserError
 
 MANIFEST = "gsv_manifest.json"
@@ -125,7 +125,7 @@ def export_repository(
         raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_CHOICES)}")
     if quantize != "none" and fp16:
         raise UserError("--quantize int8 and --fp16 exclude each other (int8 applies to the fp32 T2S graphs)")
-    if target == "gpu-torch":
+    if target == TORCH_TARGET:
         if quantize != "none" or fp16:
             raise UserError("--target gpu-torch stores torch weights: --quantize and --fp16 do not apply")
         from gsv_export.torch_target import export_torch_repository
@@ -161,7 +161,8 @@ def export_repository(
     if quantize == "int8":
         with Stopwatch("t2s int8 quantization"):
             quantize_t2s(paths)
-    if target == "cpu" and not fp16:
+    ort_optimized = target == "cpu" and not fp16
+    if ort_optimized:
         with Stopwatch("onnxruntime graph optimisations"):
             for path in paths.values():
                 save_optimized(path)
@@ -175,7 +176,7 @@ def export_repository(
 
         build_repository_engines(out, paths)
 
-    manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": target == "cpu" and not fp16}
+    manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": ort_optimized}
     write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, manifest_flags)
     install_triton_models(out, target)
     report_export(out, paths, "ONNX files", started)

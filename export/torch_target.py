@@ -22,9 +22,8 @@ from gsv_export.checkpoints import load_gpt, load_sovits
 from gsv_export.models.pretrained import load_bert, load_hubert
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import copy_tokenizer_files
+from gsv_export.triton_repository import TORCH_TARGET, install_triton_models
 from gsv_triton.serving.torch_networks import SOVITS_PARTS, write_network
-
-TARGET = "gpu-torch"
 
 
 def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path) -> dict[str, Path]:
@@ -40,7 +39,6 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
         report_export,
         write_manifest,
     )  # fmt: skip
-    from gsv_export.triton_repository import install_triton_models
 
     started = time.perf_counter()
     torch.set_grad_enabled(False)
@@ -76,7 +74,7 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
             paths[network] = write_network(folder(network), network, sovits_config, part)
 
     flags = {"runtime": "torch", "fp16": False, "quantize": "none"}  # float32 weights; the runtime casts (dtype)
-    write_manifest(out, TARGET, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, flags)
-    install_triton_models(out, TARGET)
+    write_manifest(out, TORCH_TARGET, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, flags)
+    install_triton_models(out, TORCH_TARGET)
     report_export(out, paths, "torch networks", started)
     return paths

@@ -45,11 +45,11 @@ ENV_PLACEHOLDER = "@EXECUTION_ENV@"
 THREADS_PLACEHOLDER = "@INTRA_OP_THREADS@"
 # More threads than this buys little for these graph sizes and starves the other instances.
 MAX_INTRA_OP_THREADS = 4
-TARGETS = ("cpu", "gpu", "gpu-torch")
-TORCH_TARGET = "gpu-torch"
-# Models whose networks the torch runtime runs (voice_clone orchestrates on the CPU in every target; the GPT runs
-# in t2s_engine, written from t2s's template, and t2s forwards to it).
-TORCH_MODELS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode")
+TORCH_TARGET = "gpu-torch"  # written by gsv_export.torch_target
+TARGETS = ("cpu", "gpu", TORCH_TARGET)
+# Models whose networks the torch runtime runs: the plain networks (voice_clone orchestrates on the CPU in every
+# target; the GPT runs in t2s_engine, written from t2s's template, and t2s forwards to it).
+TORCH_MODELS = PLAIN_NETWORKS
 T2S_ENGINE = "t2s_engine"
 T2S_ENGINE_ENTRY = (
     '"""Triton entry point of `t2s_engine`: the GPT of all concurrent t2s requests in shared steps (code in\n'

@@ -15,28 +15,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from gsv_export.triton_repository import MODEL_VERSION, TEMPLATES, default_threads, fill_template
 from gsv_triton.errors import UserError
 from gsv_triton.serving import python_env_parameter
 
 EXTRA_MODELS = ("voice_encode", "voice_convert", "voice_clone_stream")
-TEMPLATES = Path(__file__).resolve().parents[2] / "model_repository"
-MODEL_VERSION = "1"
-ENV_PLACEHOLDER = "@EXECUTION_ENV@"
-NO_ENV = "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
 
 
-def install_extra_models(repo: Path, target: str = "cpu", force: bool = False) -> list[str]:
+def install_extra_models(repo: Path, force: bool = False) -> list[str]:
     """Write ``config.pbtxt`` and ``1/model.py`` of each extra model ``repo`` lacks (all with ``force``);
-    returns the names written."""
+    returns the names written. The templates and placeholders are ``gsv-triton export``'s (CPU target)."""
     repo = Path(repo)
     if not repo.is_dir():
         raise UserError(f"model repository {repo} does not exist")
-    try:
-        env = python_env_parameter()
-    except UserError:
-        if target == "cpu":
-            raise
-        env = NO_ENV
+    env = python_env_parameter()
+    threads = default_threads()
     written = []
     for model in EXTRA_MODELS:
         source, dest = TEMPLATES / model, repo / model
@@ -44,7 +37,7 @@ def install_extra_models(repo: Path, target: str = "cpu", force: bool = False) -
             continue
         written.append(model)
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
-        config = (source / "config.pbtxt").read_text("utf-8").replace(ENV_PLACEHOLDER, env.rstrip("\n"))
+        config = fill_template((source / "config.pbtxt").read_text("utf-8"), env, threads)
         (dest / "config.pbtxt").write_text(config, "utf-8")
         shutil.copyfile(source / MODEL_VERSION / "model.py", dest / MODEL_VERSION / "model.py")
     return written
