@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
-from gsv_triton.errors import InputError, UserError
+from gsv_triton.errors import InputError, UserError, renamed
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.t2s_loop import BERT_DIM
 from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
@@ -100,6 +100,7 @@ class Reference:
 
     prompt_codes: np.ndarray  # int64 [Ty]
     ge: np.ndarray  # float32 [1, gin, 1]
+    seconds: float | None = None  # duration of the decoded clip (None for a stored voice's features)
 
 
 @dataclass(frozen=True)
@@ -171,11 +172,6 @@ def expand_bert(hidden: np.ndarray, segment: Segment) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(rows, word2ph, axis=0).T, dtype=np.float32)
 
 
-def _renamed(exc: InputError, names: Mapping[str, str]) -> InputError:
-    """The same error with its field renamed to the request tensor it came from."""
-    return InputError(names.get(exc.field, exc.field), exc.message, exc.status)
-
-
 class VoiceClonePipeline:
     """api.py's synthesis over a :class:`Backend`; one instance serves requests one after another."""
 
@@ -244,7 +240,7 @@ class VoiceClonePipeline:
             try:
                 feats = get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
             except InputError as exc:
-                raise _renamed(exc, names) from None
+                raise renamed(exc, names) from None
             if any(s.needs_bert and len(s.bert_token_ids) > BERT_MAX_TOKENS for s in feats.segments):
                 raise InputError(
                     field,
@@ -307,11 +303,12 @@ class VoiceClonePipeline:
         try:
             prepared = prepare_reference(audio, self.limits)
         except InputError as exc:
-            raise _renamed(exc, {"audio": "reference_audio"}) from None
+            raise renamed(exc, {"audio": "reference_audio"}) from None
         ssl = self.backend.infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"])["ssl"]
         codes = self.backend.infer("vq_encode", {"ssl": ssl}, ["codes"])["codes"]
         ge = self.backend.infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"])["ge"]
-        reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32))
+        reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32),
+                              seconds=prepared.duration_seconds)  # fmt: skip
         if reference.prompt_codes.size == 0:
             raise InputError("reference_audio", "is too short to give any prompt token")
         self.references.put(key, reference)
@@ -327,7 +324,7 @@ class VoiceClonePipeline:
         try:
             source = self.reference(request.source_audio)
         except InputError as exc:
-            raise _renamed(exc, {"reference_audio": "source_audio"}) from None
+            raise renamed(exc, {"reference_audio": "source_audio"}) from None
         if request.ge is not None:
             target_ge = request.ge.reshape(1, -1, 1)
         else:
@@ -336,14 +333,12 @@ class VoiceClonePipeline:
             feats = get_phones_and_bert_inputs(request.text, request.text_language, self.config.symbol_version,
                                                None, self.limits)  # fmt: skip
         except InputError as exc:
-            raise _renamed(exc, {"language": "text_language"}) from None
+            raise renamed(exc, {"language": "text_language"}) from None
         row = TextRow(np.asarray(feats.phone_ids, dtype=np.int64), np.zeros((BERT_DIM, 0), np.float32))
         clone = VoiceCloneRequest(text=request.text, text_language=request.text_language, prompt_text="",
                                   prompt_language="", reference_audio=b"", speed=request.speed, seed=request.seed)  # fmt: skip
         target = Reference(prompt_codes=source.prompt_codes, ge=target_ge)
-        inputs = self.decode_inputs(row, source.prompt_codes, target, clone, 0)
-        audio = self.backend.infer("sovits_decode", inputs, ["audio"])["audio"]
-        return normalize_segment(np.ravel(audio))
+        return normalize_segment(self.decode_piece(row, source.prompt_codes, target, clone, 0))
 
     # -- 4: semantic tokens --------------------------------------------------------------------------
     def t2s_inputs(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
@@ -370,11 +365,13 @@ class VoiceClonePipeline:
         }
 
     def generate(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
-                 request: VoiceCloneRequest) -> list[np.ndarray]:
-        """Semantic tokens per piece: the pieces run as one ``t2s`` batch (in chunks of ``T2S_MAX_ROWS``)."""
+                 request: VoiceCloneRequest, first: int = 0) -> list[np.ndarray]:
+        """Semantic tokens per piece: the pieces run as one ``t2s`` batch (in chunks of ``T2S_MAX_ROWS``);
+        ``rows`` are pieces ``first``, ``first + 1``, ... of the request (see :meth:`t2s_inputs`)."""
         tokens: list[np.ndarray] = []
         for start in range(0, len(rows), T2S_MAX_ROWS):
-            inputs = self.t2s_inputs(prompt, rows[start : start + T2S_MAX_ROWS], reference, request, first=start)
+            chunk = rows[start : start + T2S_MAX_ROWS]
+            inputs = self.t2s_inputs(prompt, chunk, reference, request, first=first + start)
             result = self.backend.infer("t2s", inputs, ["tokens", "lengths"])
             tokens += [np.asarray(t[:n], dtype=np.int64) for t, n in zip(result["tokens"], result["lengths"], strict=True)]
         return tokens
@@ -408,18 +405,18 @@ class VoiceClonePipeline:
         return np.ravel(out["audio"]).astype(np.float32, copy=False)
 
     # -- streaming -----------------------------------------------------------------------------------
-    def synthesize_pieces(self, request: VoiceCloneRequest) -> Iterator[np.ndarray]:
+    def synthesize_pieces(self, request: VoiceCloneRequest, pieces: Sequence[str] | None = None) -> Iterator[np.ndarray]:
         """The audio of each sentence piece as soon as it exists: the piece normalised, then its 0.3 s of
         silence, exactly the part :meth:`synthesize` joins for it. Each piece runs ``t2s`` alone with the
         random stream of its index; ``t2s`` rows are independent, so the concatenation equals
-        :meth:`synthesize`'s audio (tests/test_stream.py checks it through Triton)."""
-        pieces = self.split(request)
+        :meth:`synthesize`'s audio (tests/test_stream.py checks it through Triton).
+
+        ``pieces``: the request's :meth:`split`, when the caller already has it."""
+        pieces = self.split(request) if pieces is None else pieces
         prompt, rows = self.text_rows(request, pieces)
         reference = self.request_reference(request)
         for i, row in enumerate(rows):
-            result = self.backend.infer("t2s", self.t2s_inputs(prompt, [row], reference, request, first=i),
-                                        ["tokens", "lengths"])  # fmt: skip
-            tokens = np.asarray(result["tokens"][0][: int(result["lengths"][0])], dtype=np.int64)
+            (tokens,) = self.generate(prompt, [row], reference, request, first=i)
             audio = self.decode_piece(row, tokens, reference, request, i)
             yield join_segments([audio], sample_rate=self.config.sample_rate)
 

@@ -16,6 +16,7 @@ import numpy as np
 from gsv_triton.errors import InputError
 from gsv_triton.settings import EOS_TOKEN, Limits, SamplingDefaults
 from gsv_triton.symbols import symbols
+from gsv_triton.t2s_loop import BERT_DIM
 from gsv_triton.text.languages import normalize_code
 from gsv_triton.text.splitting import SPLITS
 
@@ -25,7 +26,6 @@ PROMPT_STRINGS = ("prompt_text", "prompt_language")
 # prompt_language, prompt codes + ge replace reference_audio (``voice_encode`` computes all four).
 PROMPT_FEATURES = ("prompt_phone_ids", "prompt_bert")
 REFERENCE_FEATURES = ("prompt_codes", "ge")
-BERT_DIM = 1024
 # Speed scales the latent length (frames = int(2T / speed) + 1): outside this range the audio is either
 # unintelligible or a few tokens expand to minutes. Upstream's webui slider spans 0.6-1.65.
 MIN_SPEED = 0.25
@@ -104,6 +104,33 @@ def _integer(inputs: Mapping[str, np.ndarray], name: str, default: int) -> int:
     return int(default) if value is None else int(value)
 
 
+def _required_strings(
+    inputs: Mapping[str, np.ndarray], names: tuple[str, ...], missing: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``{name: text}`` of string inputs that must all be sent, checked in order; ``missing`` words the
+    "is required" message of some of them."""
+    strings = {}
+    for name in names:
+        value = _string(inputs, name)
+        if value is None:
+            raise InputError(name, (missing or {}).get(name, "is required"))
+        strings[name] = value
+    return strings
+
+
+def _speed(inputs: Mapping[str, np.ndarray]) -> float:
+    speed = _number(inputs, "speed", SamplingDefaults.speed)
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
+    return speed
+
+
+def _seed(inputs: Mapping[str, np.ndarray], draw_seed: Callable[[], int]) -> int:
+    """The request's seed, or a drawn one when it sends none, as an unsigned 64-bit value."""
+    value = _one(inputs, "seed")
+    return (int(value) if value is not None else int(draw_seed())) & SEED_MASK
+
+
 def prompt_with_end_mark(prompt_text: str, raw_language: str) -> str:
     """api.py: strip newlines, then append "。" (or "." when the language is literally "en") if the prompt does
     not end with a sentence mark. The test reads the language as sent, before it is mapped (spec 5.1)."""
@@ -128,12 +155,7 @@ def parse_request(
     limits = limits or Limits()
     prompt_features = _voice_features(inputs, PROMPT_FEATURES)
     reference_features = _voice_features(inputs, REFERENCE_FEATURES)
-    strings = {}
-    for name in REQUIRED_STRINGS + (() if prompt_features else PROMPT_STRINGS):
-        value = _string(inputs, name)
-        if value is None:
-            raise InputError(name, "is required")
-        strings[name] = value
+    strings = _required_strings(inputs, REQUIRED_STRINGS + (() if prompt_features else PROMPT_STRINGS))
     if not strings["text"].strip():
         raise InputError("text", "is empty")
     if len(strings["text"]) > limits.max_text_chars:
@@ -178,14 +200,11 @@ def parse_request(
     penalty = _number(inputs, "repetition_penalty", SamplingDefaults.repetition_penalty)
     if not penalty > 0.0:
         raise InputError("repetition_penalty", f"must be > 0, got {penalty:g}")
-    speed = _number(inputs, "speed", SamplingDefaults.speed)
-    if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
+    speed = _speed(inputs)
     max_new_tokens = _integer(inputs, "max_new_tokens", SamplingDefaults.max_new_tokens)
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise InputError("max_new_tokens", f"must be in [1, {MAX_NEW_TOKENS}], got {max_new_tokens}")
-    seed_value = _one(inputs, "seed")
-    seed = (int(seed_value) if seed_value is not None else int(draw_seed())) & SEED_MASK
+    seed = _seed(inputs, draw_seed)
     cut_punc = _string(inputs, "cut_punc")
     ignore_eos = _one(inputs, "ignore_eos")
 
@@ -216,12 +235,7 @@ def parse_voice_request(
 ) -> VoiceEncodeRequest:
     """Validate the inputs of ``voice_encode`` (reference_audio, prompt_text, prompt_language)."""
     limits = limits or Limits()
-    strings = {}
-    for name in PROMPT_STRINGS:
-        value = _string(inputs, name)
-        if value is None:
-            raise InputError(name, "is required")
-        strings[name] = value
+    strings = _required_strings(inputs, PROMPT_STRINGS)
     prompt_text, prompt_language = _prompt(strings, symbol_version, limits)
     return VoiceEncodeRequest(prompt_text, prompt_language, _reference_audio(inputs))
 
@@ -285,12 +299,7 @@ def parse_convert_request(
 ) -> VoiceConvertRequest:
     """Validate the inputs of ``voice_convert``: source_audio, text, text_language, and reference_audio or ge."""
     limits = limits or Limits()
-    strings = {}
-    for name in REQUIRED_STRINGS:
-        value = _string(inputs, name)
-        if value is None:
-            raise InputError(name, "is required (the transcript of source_audio)" if name == "text" else "is required")
-        strings[name] = value
+    strings = _required_strings(inputs, REQUIRED_STRINGS, {"text": "is required (the transcript of source_audio)"})
     if not strings["text"].strip():
         raise InputError("text", "is empty (the transcript of source_audio is required)")
     if len(strings["text"]) > limits.max_text_chars:
@@ -307,9 +316,6 @@ def parse_convert_request(
         reference = b""
     else:
         reference = _reference_audio(inputs)
-    speed = _number(inputs, "speed", SamplingDefaults.speed)
-    if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
-    seed_value = _one(inputs, "seed")
-    seed = (int(seed_value) if seed_value is not None else int(draw_seed())) & SEED_MASK
+    speed = _speed(inputs)
+    seed = _seed(inputs, draw_seed)
     return VoiceConvertRequest(bytes(source), strings["text"], language, reference, ge, speed, seed)

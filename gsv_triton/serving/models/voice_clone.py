@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
-from .request import parse_request
+from .request import VoiceCloneRequest, parse_request
 from .triton_io import bls_pipeline, guarded, request_inputs, response
 
 INPUTS = (
@@ -41,14 +41,17 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         return [guarded("voice_clone", self.logger, self._run, r) for r in requests]
 
-    def _run(self, request):
-        parsed = parse_request(
+    def _parse(self, request) -> VoiceCloneRequest:
+        """The request's validated inputs (shared with ``voice_clone_stream``, which subclasses this model)."""
+        return parse_request(
             request_inputs(request, INPUTS),
             self.pipeline.config.symbol_version,
             self.limits,
             self.default_cut_punc,
         )
-        result = self.pipeline.synthesize(parsed)
+
+    def _run(self, request):
+        result = self.pipeline.synthesize(self._parse(request))
         return response(
             {
                 "audio": result.audio.astype(np.float32),

@@ -14,18 +14,11 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.errors import InputError
-from gsv_triton.serving.ort_model import model_parameters
-from gsv_triton.settings import limits_from_env
 
-from .request import parse_request
-from .triton_io import BlsError, bls_pipeline, request_inputs
-from .voice_clone import INPUTS
+from .triton_io import BlsError, error_response, response
+from .voice_clone import TritonPythonModel as VoiceCloneModel
 
 MODEL = "voice_clone_stream"
-
-
-def _tensors(outputs: dict[str, np.ndarray]) -> list:
-    return [pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in outputs.items()]
 
 
 def _cancelled(request) -> bool:
@@ -34,13 +27,8 @@ def _cancelled(request) -> bool:
     return bool(is_cancelled and is_cancelled())
 
 
-class TritonPythonModel:
-    def initialize(self, args: dict) -> None:
-        params = model_parameters(args["model_config"])
-        self.limits = limits_from_env()
-        self.default_cut_punc = params.get("default_cut_punc", "")
-        self.pipeline = bls_pipeline(args, params, self.limits)
-        self.logger = pb_utils.Logger
+class TritonPythonModel(VoiceCloneModel):
+    """``voice_clone``'s inputs, parameters and pipeline (its ``initialize``), answered through a response sender."""
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -49,37 +37,35 @@ class TritonPythonModel:
             try:
                 self._stream(request, sender)
             except InputError as exc:
-                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+                error = error_response(str(exc), invalid_input=True)
             except BlsError as exc:
-                error = pb_utils.TritonError(f"{MODEL}: {exc}")
+                error = error_response(f"{MODEL}: {exc}")
             except Exception as exc:  # one bad request must never take the instance down
                 if not _cancelled(request):
                     self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
-                error = pb_utils.TritonError(f"{MODEL}: internal error: {type(exc).__name__}: {exc}")
+                error = error_response(f"{MODEL}: internal error: {type(exc).__name__}: {exc}")
             try:
                 final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
                 if error is None:
                     sender.send(flags=final)
                 else:
-                    sender.send(pb_utils.InferenceResponse(output_tensors=[], error=error), flags=final)
+                    sender.send(error, flags=final)
             except Exception:  # the client has gone (cancelled stream): nobody to tell
                 pass
         return None
 
     def _stream(self, request, sender) -> None:
-        parsed = parse_request(
-            request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits, self.default_cut_punc
-        )
-        pieces = len(self.pipeline.split(parsed))
-        if pieces == 0:  # (the client ends its stream after the last piece it was told about)
+        parsed = self._parse(request)
+        pieces = self.pipeline.split(parsed)
+        if not pieces:  # (the client ends its stream after the last piece it was told about)
             raise InputError("text", "has nothing to read aloud")
         common = {
-            "pieces": np.array([pieces], dtype=np.int32),
+            "pieces": np.array([len(pieces)], dtype=np.int32),
             "sample_rate": np.array([self.pipeline.config.sample_rate], dtype=np.int32),
             "used_seed": np.array([parsed.seed], dtype=np.uint64).view(np.int64),
         }
-        for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed)):
+        for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed, pieces)):
             if _cancelled(request):  # the client went away: stop instead of synthesising the rest
                 return
             outputs = {"audio": audio.astype(np.float32), "piece": np.array([index], dtype=np.int32), **common}
-            sender.send(pb_utils.InferenceResponse(output_tensors=_tensors(outputs)))
+            sender.send(response(outputs))

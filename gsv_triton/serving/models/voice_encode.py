@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.audio import validate_reference
 from gsv_triton.serving.ort_model import model_parameters
 from gsv_triton.settings import limits_from_env
 
@@ -35,14 +34,12 @@ class TritonPythonModel:
     def _run(self, request):
         parsed = parse_voice_request(request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits)
         prompt, reference = self.pipeline.encode_voice(parsed)
-        mono, rate, _ = validate_reference(parsed.reference_audio, self.limits)  # (decode only: ~0.4 ms)
-        seconds = mono.shape[-1] / rate
         return response(
             {
                 "prompt_phone_ids": prompt.phone_ids.astype(np.int64),
                 "prompt_bert": prompt.bert.astype(np.float32),
                 "prompt_codes": reference.prompt_codes.astype(np.int64),
                 "ge": reference.ge.astype(np.float32).ravel(),
-                "reference_seconds": np.array([seconds], dtype=np.float32),
+                "reference_seconds": np.array([reference.seconds], dtype=np.float32),
             }
         )
