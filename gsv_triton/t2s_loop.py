@@ -191,7 +191,7 @@ class T2SRunner:
         b, prompts = batch.rows, batch.prompts
         ids, lengths, feats = _pad_text(batch.phones, batch.berts)
         tx, ty = ids.shape[1], prompts.shape[1]
-        feeds = {"phone_ids": ids, "phone_lengths": lengths, "bert": feats, "prompt_codes": prompts.copy()}
+        feeds = {"phone_ids": ids, "phone_lengths": lengths, "bert": feats, "prompt_codes": prompts}
         logits, k_cache, v_cache = self.prefill.run(None, feeds)
         s = tx + ty
         s_max = s + max_new_tokens

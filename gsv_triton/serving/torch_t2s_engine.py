@@ -29,29 +29,18 @@ import numpy as np
 import torch
 
 from gsv_triton.errors import InputError
-from gsv_triton.sampling import SamplingParams
 from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, _StepInputs, batch_bucket
-from gsv_triton.t2s_loop import finished_row, sample_step
+from gsv_triton.t2s_loop import T2SBatch, finished_row, sample_step
 
 DEFAULT_LANES = 16
 
 
 @dataclass
 class _Request:
-    phones: list[np.ndarray]
-    berts: list[np.ndarray]
-    prompts: np.ndarray  # [rows, Ty]
-    params: SamplingParams
-    seeds: list[int]
-    max_new_tokens: int
-    eos_enabled: bool
+    batch: T2SBatch
     future: Future = field(default_factory=Future)
     results: list[np.ndarray | None] = field(default_factory=list)
     open_rows: int = 0
-
-    @property
-    def rows(self) -> int:
-        return len(self.phones)
 
 
 @dataclass
@@ -92,8 +81,7 @@ class T2SEngine:
         batch = self.runner.batch(phone_ids, bert, prompt_codes, **settings)
         if batch.rows > self.lanes:
             raise InputError("phone_ids", f"{batch.rows} rows exceed the engine's {self.lanes} lanes")
-        request = _Request(batch.phones, batch.berts, batch.prompts, batch.params, batch.seeds, batch.max_new_tokens,
-                           batch.eos_enabled)  # fmt: skip
+        request = _Request(batch)
         self._pending.put(request)
         return request.future
 
@@ -181,32 +169,30 @@ class T2SEngine:
         """Prefill waiting requests (first come, first served) into free lanes while they fit."""
         while self._waiting:
             request = self._waiting[0]
+            batch = request.batch
             free = [lane for lane in range(self.lanes) if lane not in self._busy]
-            tx = max(len(p) for p in request.phones)
-            needed = tx + request.prompts.shape[1] + request.max_new_tokens
-            if len(free) < request.rows:
+            tx = max(len(p) for p in batch.phones)
+            needed = tx + batch.prompts.shape[1] + batch.max_new_tokens
+            if len(free) < batch.rows:
                 return
             if self._full is None or needed > self.runner._context:
                 if self._busy:
                     return  # growing the cache drops its contents: wait until the running rows are done
                 self._ensure_cache(needed)
             self._waiting.pop(0)
-            lanes = np.array(free[: request.rows], dtype=np.int64)
+            lanes = np.array(free[: batch.rows], dtype=np.int64)
             try:
-                lengths = np.array([len(p) for p in request.phones], dtype=np.int64)
-                logits = self.runner._prefill(
-                    request.phones, request.berts, lengths, request.prompts, self._full, lanes
-                )
+                lengths = np.array([len(p) for p in batch.phones], dtype=np.int64)
+                logits = self.runner._prefill(batch.phones, batch.berts, lengths, batch.prompts, self._full, lanes)
             except Exception as exc:  # a bad request must not stop the engine
                 request.future.set_exception(exc)
                 continue
-            request.results = [None] * request.rows
-            request.open_rows = request.rows
-            ty = request.prompts.shape[1]
+            request.results = [None] * batch.rows
+            request.open_rows = batch.rows
+            ty = batch.prompts.shape[1]
+            seen = batch.seen_tokens(self.runner.vocab)  # [rows, V]: each lane owns its row
             for row, lane in enumerate(lanes):
-                seen = np.zeros(self.runner.vocab, dtype=bool)
-                seen[request.prompts[row]] = True
-                self._busy[int(lane)] = _Lane(request, row, np.random.default_rng(request.seeds[row]), seen,
+                self._busy[int(lane)] = _Lane(request, row, np.random.default_rng(batch.seeds[row]), seen[row],
                                               logits[row], ty, slot=tx + ty)  # fmt: skip
 
     def _advance(self) -> None:
@@ -214,19 +200,19 @@ class T2SEngine:
         runner = self.runner
         groups: dict[int, list[int]] = {}
         for lane, state in self._busy.items():
-            suppress = state.step < runner.min_tokens_before_eos or not state.request.eos_enabled
+            suppress = state.step < runner.min_tokens_before_eos or not state.request.batch.eos_enabled
             groups.setdefault(runner.eos if suppress else runner.vocab, []).append(lane)
         feed = np.zeros(self.lanes, dtype=np.int64)
         for width, lanes in groups.items():
             states = [self._busy[lane] for lane in lanes]
             tokens, stops = sample_step(
                 np.stack([s.logits for s in states]), np.stack([s.seen for s in states]),
-                [s.request.params for s in states], [s.rng for s in states], eos=runner.eos,
+                [s.request.batch.params for s in states], [s.rng for s in states], eos=runner.eos,
                 suppress_eos=width == runner.eos,
             )  # fmt: skip
             for i, (lane, state) in enumerate(zip(lanes, states, strict=True)):
                 token = int(tokens[i])
-                at_cap = state.step == state.request.max_new_tokens - 1
+                at_cap = state.step == state.request.batch.max_new_tokens - 1
                 done = finished_row(state.generated, token, bool(stops[i]), at_cap)
                 if done is not None:
                     self._finish(lane, done)
