@@ -53,11 +53,14 @@ GATEWAY_START_S = 60.0
 TIMEOUT_S = 600.0
 
 
-def reference_clip(seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RATE) -> bytes:
-    """A voiced-sounding clip (modulated tone plus a little noise) as 16-bit WAV bytes."""
-    rng = np.random.default_rng(0)
+def reference_clip(
+    seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RATE, seed: int = 0, pitch: float = 160
+) -> bytes:
+    """A voiced-sounding clip (a tone of ``pitch`` Hz, modulated, plus a little noise drawn with ``seed``) as
+    16-bit WAV bytes; different seeds give clips that miss Triton's reference cache."""
+    rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * 160 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    tone = 0.3 * np.sin(2 * np.pi * pitch * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
     buffer = io.BytesIO()
     sf.write(
         buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16"

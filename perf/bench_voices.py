@@ -19,7 +19,6 @@ alike):
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import statistics
@@ -27,32 +26,15 @@ import time
 
 import httpx
 import numpy as np
-import soundfile as sf
-from bench_gateway import (
-    PROMPT,
-    REFERENCE_RATE,
-    REFERENCE_SECONDS,
-    SEED,
-    TEXT,
-    TIMEOUT_S,
-    add_stack_arguments,
-    gateway_stack,
-)
+from bench_gateway import PROMPT, SEED, TEXT, TIMEOUT_S, add_stack_arguments, gateway_stack, reference_clip
 
 WARMUP = 3
 PATHS = ("voice_id", "upload, same clip", "upload, new clip")
 
 
-def clip(seed: int, seconds: float = REFERENCE_SECONDS, rate: int = REFERENCE_RATE) -> bytes:
-    """A voiced-sounding clip, different per seed (so each one misses Triton's reference cache)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * (140 + seed % 60) * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
-    buffer = io.BytesIO()
-    sf.write(
-        buffer, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate, format="WAV", subtype="PCM_16"
-    )
-    return buffer.getvalue()
+def clip(seed: int) -> bytes:
+    """A reference clip, different per seed (so each one misses Triton's reference cache)."""
+    return reference_clip(seed=seed, pitch=140 + seed % 60)
 
 
 def run(url: str, requests: int) -> dict[str, list[float]]:
@@ -67,12 +49,13 @@ def run(url: str, requests: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {p: [] for p in PATHS}
     for i in range(requests + WARMUP):
         order = PATHS[i % 3 :] + PATHS[: i % 3]
+        new = clip(1000 + i)  # built before any timing: client-side synthesis is no cost of the path
         for path in order:
             start = time.perf_counter()
             if path == "voice_id":
                 response = http.post(f"{url}/v1/voice-clone", data={**form, "voice_id": voice_id})
             else:
-                audio = same if path == "upload, same clip" else clip(1000 + i)
+                audio = same if path == "upload, same clip" else new
                 response = http.post(f"{url}/v1/voice-clone", data=upload, files={"audio": ("ref.wav", audio)})
             response.raise_for_status()
             if i >= WARMUP:

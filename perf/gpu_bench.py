@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,8 +48,6 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN  # noqa: E
 GOALS = {"rtf": 0.005, "first_audio_ms": 80.0, "tokens_per_s_c16": 2000.0}
 READY_TIMEOUT_S = 300.0  # full-size torch models, ~30 stubs; a device call has 600 s in all
 REQUEST_TIMEOUT_S = 300.0
-DTYPES = {np.dtype(np.object_): "BYTES", np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32",
-          np.dtype(np.int64): "INT64", np.dtype(np.bool_): "BOOL"}  # fmt: skip
 FIRST_REFERENCE_SEED = 1000  # references the server has not cached yet start here
 STEP_BENCH_BATCHES = (1, 4, 16)
 
@@ -58,22 +57,41 @@ def log(message: str) -> None:
 
 
 # -- one request ---------------------------------------------------------------------------------------------
-def infer(url: str, request: dict[str, np.ndarray]) -> tuple[float, int, float]:
-    """(latency s, generated tokens, seconds of audio) of one voice_clone call over gRPC."""
+_clients = threading.local()
+
+
+def grpc_client(url: str):
+    """This thread's gRPC client of ``url``, made on its first request and reused after (its connection set-up
+    stays out of the measured latencies)."""
     import tritonclient.grpc as grpcclient
+
+    if not hasattr(_clients, "by_url"):
+        _clients.by_url = {}
+    clients = _clients.by_url
+    if url not in clients:
+        clients[url] = grpcclient.InferenceServerClient(url)
+    return clients[url]
+
+
+def grpc_inputs(request: dict[str, np.ndarray]) -> list:
+    """The request's tensors as tritonclient gRPC inputs (Triton datatypes from the numpy dtypes)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import np_to_triton_dtype
 
     inputs = []
     for name, value in request.items():
-        tensor = grpcclient.InferInput(name, list(value.shape), DTYPES[value.dtype])
+        tensor = grpcclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
         tensor.set_data_from_numpy(value)
         inputs.append(tensor)
-    client = grpcclient.InferenceServerClient(url)
-    try:
-        start = time.perf_counter()
-        result = client.infer("voice_clone", inputs, client_timeout=REQUEST_TIMEOUT_S)
-        latency = time.perf_counter() - start
-    finally:
-        client.close()
+    return inputs
+
+
+def infer(url: str, request: dict[str, np.ndarray]) -> tuple[float, int, float]:
+    """(latency s, generated tokens, seconds of audio) of one voice_clone call over gRPC."""
+    inputs, client = grpc_inputs(request), grpc_client(url)
+    start = time.perf_counter()
+    result = client.infer("voice_clone", inputs, client_timeout=REQUEST_TIMEOUT_S)
+    latency = time.perf_counter() - start
     tokens = int(result.as_numpy("segment_tokens").sum())
     return latency, tokens, result.as_numpy("audio").size / OUTPUT_SAMPLE_RATE
 
@@ -82,15 +100,8 @@ def first_audio_streamed(url: str, request: dict[str, np.ndarray]) -> float:
     """Seconds from sending a ``voice_clone_stream`` request to its first audio response (gRPC streaming)."""
     import queue
 
-    import tritonclient.grpc as grpcclient
-
-    inputs = []
-    for name, value in request.items():
-        tensor = grpcclient.InferInput(name, list(value.shape), DTYPES[value.dtype])
-        tensor.set_data_from_numpy(value)
-        inputs.append(tensor)
+    inputs, client = grpc_inputs(request), grpc_client(url)
     events: queue.Queue = queue.Queue()
-    client = grpcclient.InferenceServerClient(url)
     client.start_stream(callback=lambda result, error: events.put((time.perf_counter(), result, error)))
     try:
         start = time.perf_counter()
@@ -107,7 +118,6 @@ def first_audio_streamed(url: str, request: dict[str, np.ndarray]) -> float:
                 break
     finally:
         client.stop_stream()
-        client.close()
     if first is None:
         raise RuntimeError("voice_clone_stream sent no audio")
     return first
@@ -310,7 +320,11 @@ def start_server(repo: Path, log_dir: Path):
     server = TritonServer(install)
     server.start(repo, free_port(), free_port(), free_port(), log_path=log_dir / "tritonserver.log")
     log(f"tritonserver ({install.kind}) starting, log {log_dir / 'tritonserver.log'}")
-    ready = server.wait_ready(READY_TIMEOUT_S)
+    try:
+        ready = server.wait_ready(READY_TIMEOUT_S)
+    except BaseException:  # not ready, or Ctrl-C while loading: do not leave the server behind
+        server.kill()
+        raise
     log(f"ready after {ready:.1f} s")
     return server
 

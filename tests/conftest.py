@@ -1,13 +1,16 @@
 """Session fixtures shared by every test that needs exported models or a running tritonserver.
 
 * ``tiny_checkpoints``: tiny random demo checkpoints in upstream format (``gsv-triton demo-checkpoints``);
-* ``tiny_model_repository``: those exported (``gsv-triton export``) plus the Triton configs installed
-  (the core models and the extra ones, ``voice_encode``);
+* ``tiny_model_repository``: those exported (``gsv-triton export``, which also installs the Triton configs of
+  every model, the extra ones such as ``voice_encode`` included);
 * ``triton_server``: a real tritonserver on free ports serving that repository, log captured to a file,
   stopped at the end of the session (:class:`TritonEndpoints`);
+* ``start_tritonserver``: the same start for another repository, ``start_tritonserver(repo, log_path)``;
 * ``reference_audio``: a factory of small, valid reference clips (encoded WAV bytes).
 
-Each fixture is built once per session, on first use, so tests that do not ask for them pay nothing.
+Each fixture is built once per session, on first use, so tests that do not ask for them pay nothing. One
+fixture applies to every test: ``GSV_VOICE_DIR`` names a session folder, so a gateway a test starts (in
+process or as a subprocess) stores its voices there and never in the user's data directory.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pytest
 import soundfile as sf
 
 from gsv_triton.errors import UserError
-from gsv_triton.serving import TritonServer, TritonServerError, free_port, locate_tritonserver
+from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
 
 CLI = [sys.executable, "-m", "gsv_triton.cli"]
 CLI_TIMEOUT_S = 900
@@ -49,6 +52,16 @@ class TritonEndpoints:
         return self.server.log_tail()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def voice_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """GSV_VOICE_DIR for the whole session (the gateway creates its voice directory at start; the default is
+    under the user's home). Tests that need a library of their own still pass ``voice_dir`` / the variable."""
+    folder = tmp_path_factory.mktemp("voices")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GSV_VOICE_DIR", str(folder))
+        yield folder
+
+
 def _run_cli(*args: str) -> None:
     run = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
     if run.returncode != 0:
@@ -66,9 +79,6 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoints exported into a complete Triton model repository (CPU target)."""
-    from gsv_export.triton_repository import install_triton_models
-    from gsv_triton.serving.extra_models import install_extra_models
-
     repo = tmp_path_factory.mktemp("tiny_repository")
     ckpt = tiny_checkpoints
     _run_cli(
@@ -76,26 +86,37 @@ def tiny_model_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempP
         "--hubert", str(ckpt / "chinese-hubert-base"), "--bert", str(ckpt / "chinese-roberta-wwm-ext-large"),
         "--out", str(repo),
     )  # fmt: skip
-    install_triton_models(repo)  # idempotent: also fine once `export` installs the configs itself
-    install_extra_models(repo)  # voice_encode, voice_convert, voice_clone_stream, if export did not
     return repo
+
+
+def _start_tritonserver(repo: Path, log_path: Path) -> TritonServer:
+    """A ready tritonserver on free ports serving ``repo`` (killed if it does not get ready); the caller stops it.
+    Skips the calling test where no tritonserver is installed."""
+    try:
+        install = locate_tritonserver()
+    except UserError as exc:
+        pytest.skip(f"no tritonserver: {exc}")
+    server = TritonServer(install)
+    server.start(repo, free_port(), free_port(), free_port(), log_path=log_path)
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except BaseException:  # not ready, or interrupted while loading: never leave the server behind
+        server.kill()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def start_tritonserver() -> Callable[[Path, Path], TritonServer]:
+    """``start_tritonserver(repo, log_path) -> TritonServer``: as ``triton_server`` starts it; the test stops it."""
+    return _start_tritonserver
 
 
 @pytest.fixture(scope="session")
 def triton_server(tiny_model_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonEndpoints]:
     """tritonserver serving ``tiny_model_repository``; skipped where no tritonserver is installed."""
-    try:
-        install = locate_tritonserver()
-    except UserError as exc:
-        pytest.skip(f"no tritonserver: {exc}")
     log_path = tmp_path_factory.mktemp("triton_log") / "tritonserver.log"
-    server = TritonServer(install)
-    server.start(tiny_model_repository, free_port(), free_port(), free_port(), log_path=log_path)
-    try:
-        server.wait_ready(READY_TIMEOUT_S)
-    except TritonServerError:
-        server.kill()
-        raise
+    server = _start_tritonserver(tiny_model_repository, log_path)
     endpoints = TritonEndpoints(
         http_url=server.http_endpoint,
         grpc_url=server.grpc_endpoint,

@@ -1,4 +1,5 @@
-"""Helpers of the gateway tests: the gateway as a real process (``python -m gsv_gateway``) on a free port.
+"""Helpers of the gateway tests: the gateway as a real process (``python -m gsv_gateway``) on a free port, and
+a stored voice created through it (``POST /v1/voices``).
 
 Not a conftest: the gateway test modules import what they use, so nothing here costs other tests anything.
 """
@@ -21,6 +22,8 @@ STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 POLL_S = 0.1
 LOOPBACK = "127.0.0.1"
+VOICE_PROMPT = "参考音频文字"
+VOICE_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -59,11 +62,10 @@ def start_gateway(
         sys.executable, "-m", "gsv_gateway", "--triton-url", triton_grpc_url, *http,
         "--host", LOOPBACK, "--port", str(port), *(args or []),
     ]  # fmt: skip
-    # Stored voices go to the test's own directory unless the caller names one (never the user's data dir).
-    env = {"GSV_VOICE_DIR": str(workdir / "voices"), **(env or {})}
+    # Stored voices go to the session's GSV_VOICE_DIR (tests/conftest.py) unless ``env`` names another folder.
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     gateway = GatewayProcess(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -79,3 +81,11 @@ def start_gateway(
             gateway.stop()
             raise RuntimeError(f"the gateway did not answer within {STARTUP_TIMEOUT_S:g} s:\n{gateway.log_text()[-3000:]}")
         time.sleep(POLL_S)
+
+
+def create_voice(url: str, audio: bytes, headers: dict[str, str] | None = None, **fields: str) -> httpx.Response:
+    """``POST /v1/voices`` of ``audio`` with the prompt text VOICE_PROMPT (zh); ``fields`` add or replace form
+    fields (``name``, ``prompt_language``, ...)."""
+    data = {"prompt_text": VOICE_PROMPT, "prompt_language": "zh", **fields}
+    return httpx.post(f"{url}/v1/voices", data=data, files={"audio": ("ref.wav", audio)}, headers=headers,
+                      timeout=VOICE_TIMEOUT_S)  # fmt: skip

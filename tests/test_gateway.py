@@ -187,7 +187,6 @@ def gateway_without_triton(tmp_path_factory):
         default_refer_text="参考音频文字",
         default_refer_language="zh",
         max_upload_bytes=300_000,
-        voice_dir=tmp_path_factory.mktemp("voices"),
     )
     with BackgroundGateway(settings) as gateway:
         yield gateway, settings

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_export_cli import export_args, run_cli
 
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
 from gsv_triton.serving.torch_device import resolve_placement
@@ -29,25 +30,14 @@ TORCH_MODELS = (*PLAIN, "t2s")
 # End-to-end audio passes HiFi-GAN and peak normalisation; the networks themselves meet FP32_REL_TOL.
 AUDIO_REL_TOL = 1e-3
 MAX_TOKENS = 30
-READY_TIMEOUT_S = 300.0  # seven torch stubs on two busy cores
 CLI_TIMEOUT_S = 900
-
-
-def _run_cli(*args: str) -> None:
-    run = subprocess.run([sys.executable, "-m", "gsv_triton.cli", *args], capture_output=True, text=True,
-                         timeout=CLI_TIMEOUT_S)
-    assert run.returncode == 0, f"gsv-triton {args[0]} failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
 
 
 @pytest.fixture(scope="module")
 def torch_repository(tiny_checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("torch_repository")
-    ckpt = tiny_checkpoints
-    _run_cli(
-        "export", "--target", "gpu-torch", "--gpt", str(ckpt / "gpt.ckpt"), "--sovits", str(ckpt / "sovits.pth"),
-        "--hubert", str(ckpt / "chinese-hubert-base"), "--bert", str(ckpt / "chinese-roberta-wwm-ext-large"),
-        "--out", str(repo),
-    )  # fmt: skip
+    run = run_cli(*export_args(tiny_checkpoints, repo), "--target", "gpu-torch")
+    assert run.returncode == 0, f"gsv-triton export failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
     return repo
 
 
@@ -128,32 +118,24 @@ def test_torch_t2s_from_the_repository_equals_the_onnx_loop(torch_repository, ti
 
 @pytest.mark.slow
 def test_tritonserver_serves_voice_clone_from_the_torch_repository(
-    torch_repository, tiny_model_repository, reference_audio, tmp_path
+    torch_repository, tiny_model_repository, reference_audio, start_tritonserver, tmp_path
 ) -> None:
     """voice_clone through a real tritonserver on the torch runtime (CPU: t2s forwards to t2s_engine) gives the
     onnxruntime pipeline's tokens, and concurrent requests (merged by the engine) their sequential audio."""
     from gsv_triton.client import synthesize
-    from gsv_triton.errors import UserError
-    from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
     from gsv_triton.serving.models.pipeline import OrtBackend, VoiceClonePipeline
     from gsv_triton.serving.models.request import parse_request
 
-    try:
-        install = locate_tritonserver()
-    except UserError as exc:
-        pytest.skip(f"no tritonserver: {exc}")
     ref = reference_audio(2)
     text, prompt_text = "你好，世界。Hello world.", "这是参考音频"
     options = dict(seed=21, max_new_tokens=MAX_TOKENS, cut_punc="，。")
-    server = TritonServer(install)
-    server.start(torch_repository, free_port(), free_port(), free_port(), log_path=tmp_path / "triton.log")
+    server = start_tritonserver(torch_repository, tmp_path / "triton.log")
 
     def call(seed: int) -> tuple[np.ndarray, int]:
         return synthesize(server.grpc_endpoint, "grpc", text=text, reference_audio=ref, prompt_text=prompt_text,
                           **(options | {"seed": seed}))  # fmt: skip
 
     try:
-        server.wait_ready(READY_TIMEOUT_S)
         audio, rate = call(options["seed"])
         seeds = [31, 32, 33]
         alone = [call(seed)[0] for seed in seeds]

@@ -4,19 +4,17 @@ real gateway process with API keys configured and a real tritonserver (tiny mode
 from __future__ import annotations
 
 import base64
-import io
 
 import httpx
 import numpy as np
 import pytest
-from gateway_fixtures import start_gateway
+from gateway_fixtures import create_voice, start_gateway
+from test_formats import decode_with_av  # skips this module without PyAV, as there
 
 pytestmark = pytest.mark.slow
 openai = pytest.importorskip("openai")
-av = pytest.importorskip("av")
 
 API_KEY = "test-key-123"
-PROMPT = "参考音频文字"
 TEXT = "你好，这是一个语音克隆测试。"
 TIMEOUT_S = 120.0
 SEED = 5
@@ -32,11 +30,8 @@ def gateway(triton_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def voice(gateway, reference_audio) -> dict:
-    response = httpx.post(
-        f"{gateway.url}/v1/voices", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=TIMEOUT_S,
-        data={"prompt_text": PROMPT, "prompt_language": "zh", "name": "openai-narrator"},
-        files={"audio": ("ref.wav", reference_audio(4))},
-    )  # fmt: skip
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    response = create_voice(gateway.url, reference_audio(4), auth, name="openai-narrator")
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -48,10 +43,8 @@ def client(gateway):
 
 def _frames(data: bytes) -> tuple[int, int]:
     """(samples, rate) as FFmpeg decodes the file."""
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        return samples, stream.codec_context.sample_rate
+    audio, rate = decode_with_av(data)
+    return audio.size, rate
 
 
 def test_models_list(client) -> None:

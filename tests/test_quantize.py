@@ -10,14 +10,13 @@ import onnx
 import pytest
 import torch
 from test_export_cli import export_args, run_cli
+from tiny_t2s import TINY, tiny_decoder
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.onnx_utils import ort_session, relative_error
-from gsv_export.quantize import greedy_agreement, quantize_t2s
+from gsv_export.quantize import greedy_agreement, quantize_int8
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.t2s_loop import T2SRunner
 
-TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
 # int8 weights with per-tensor scales: the stated tolerance on logits and K/V (fp32 graphs meet 1e-4).
 INT8_REL_TOL = 0.05
 GREEDY = {"top_k": 1, "top_p": 1.0, "temperature": 1.0, "repetition_penalty": 1.0}
@@ -26,13 +25,12 @@ GREEDY = {"top_k": 1, "top_p": 1.0, "temperature": 1.0, "repetition_penalty": 1.
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory):
     torch.set_num_threads(1)
-    decoder = Text2SemanticDecoder(TINY).eval()
-    demo_init_(decoder, torch.Generator().manual_seed(0))
+    decoder = tiny_decoder()
     fp32_dir, int8_dir = tmp_path_factory.mktemp("fp32"), tmp_path_factory.mktemp("int8")
     paths = export_t2s(decoder, fp32_dir)
-    int8 = {f"t2s_{k}": shutil.copy(p, int8_dir / p.name) for k, p in paths.items()}
-    quantize_t2s(int8)
-    return decoder, paths, {k.removeprefix("t2s_"): v for k, v in int8.items()}
+    int8 = {k: shutil.copy(p, int8_dir / p.name) for k, p in paths.items()}
+    quantize_int8(int8["step"])  # what export --quantize int8 does: the step graph only
+    return decoder, paths, int8
 
 
 def _runner(paths) -> T2SRunner:
@@ -78,10 +76,8 @@ def test_int8_greedy_token_agreement_with_fp32(graphs):
     assert greedy_agreement(_runner(fp32), _runner(fp32), ids, bert, prompt, steps=20)[0] == 1.0
 
 
-def test_cli_quantize_int8_writes_int8_t2s_and_records_it(tmp_path):
-    ckpt = tmp_path / "ckpt"
-    demo = run_cli("demo-checkpoints", "--size", "tiny", "--version", "v2", "--seed", "4", "--out", str(ckpt))
-    assert demo.returncode == 0, demo.stderr
+def test_cli_quantize_int8_writes_int8_t2s_and_records_it(tiny_checkpoints, tmp_path):
+    ckpt = tiny_checkpoints
     both = run_cli(*export_args(ckpt, tmp_path / "bad"), "--quantize", "int8", "--fp16")
     assert both.returncode != 0 and "exclude each other" in both.stderr
     repo = tmp_path / "repo"

@@ -12,11 +12,10 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from gateway_fixtures import start_gateway
+from gateway_fixtures import create_voice, start_gateway
+from test_formats import decode_with_av  # skips this module without PyAV, as there
 
 pytestmark = pytest.mark.slow
-
-av = pytest.importorskip("av")
 
 TIMEOUT_S = 120.0
 PROMPT = "参考音频文字"
@@ -75,16 +74,14 @@ def test_wav_stream_arrives_early_and_equals_the_full_answer(gateway, reference_
     full = _full_pcm(gateway.url, _form(), reference)
     np.testing.assert_array_equal(np.frombuffer(body[WAV_HEADER_BYTES:], "<i2"), full)
     # The streaming header (unknown sizes) is read by independent decoders too.
-    with av.open(io.BytesIO(body)) as container:
-        decoded = sum(frame.samples for frame in container.decode(container.streams.audio[0]))
+    decoded = decode_with_av(body)[0].size
     assert decoded == full.size
     audio, rate = sf.read(io.BytesIO(body), dtype="int16")
     assert rate == 32_000 and audio.size == full.size
 
 
 def test_pcm_stream_with_a_stored_voice(gateway, reference_audio) -> None:
-    created = httpx.post(f"{gateway.url}/v1/voices", data={"prompt_text": PROMPT, "prompt_language": "zh"},
-                         files={"audio": ("ref.wav", reference_audio(2))}, timeout=TIMEOUT_S)  # fmt: skip
+    created = create_voice(gateway.url, reference_audio(2))
     assert created.status_code == 201, created.text
     data = _form(seed=4, voice_id=created.json()["id"], prompt_text=None, prompt_language=None)
     response, body, _, _ = _stream(gateway.url, {**data, "response_format": "pcm"}, None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_t2s import TINY, tiny_decoder
 
 from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.models.t2s_reference import reference_generate
@@ -19,15 +20,20 @@ from gsv_triton.sampling import exponential_noise
 from gsv_triton.t2s_loop import T2SRunner
 
 KEYS_DIR = Path("/work/shared/reference/data")
-TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    """The tiny GPT alone, for the tests that run no ONNX graph (once, not per graph variant)."""
+    torch.set_num_threads(1)
+    return tiny_decoder()
 
 
 @pytest.fixture(scope="module", params=["as_exported", "ort_optimized"])
 def tiny(request, tmp_path_factory):
     """The tiny GPT, its graphs, and a runner; once as exported and once with the saved onnxruntime fusions."""
     torch.set_num_threads(1)
-    decoder = Text2SemanticDecoder(TINY).eval()
-    demo_init_(decoder, torch.Generator().manual_seed(0))
+    decoder = tiny_decoder()
     paths = export_t2s(decoder, tmp_path_factory.mktemp("t2s"))
     if request.param == "ort_optimized":
         for path in paths.values():
@@ -126,9 +132,8 @@ def test_step_onnx_matches_torch(tiny, past_len):
         assert relative_error(ref, act) <= FP32_REL_TOL
 
 
-def test_padded_row_and_step_agree_with_unpadded_prefill(tiny):
+def test_padded_row_and_step_agree_with_unpadded_prefill(decoder):
     """Prefill(Tx, Ty+1) == prefill(Tx, Ty) then one step, with the text right-padded inside a batch of 2."""
-    decoder, _, _, _ = tiny
     gen = torch.Generator().manual_seed(5)
     tx, ty = 11, 8
     ids, bert, prompt = _inputs(gen, 1, tx, ty + 1)
@@ -219,9 +224,8 @@ def test_cap_drops_the_first_token_like_upstream(tiny):
     assert (got[0] < 1024).all()
 
 
-def test_eos_is_suppressed_for_the_first_eleven_steps(tiny, tmp_path):
+def test_eos_is_suppressed_for_the_first_eleven_steps(decoder, tmp_path):
     """With an EOS-dominant head every run stops at the first allowed step: exactly 11 tokens."""
-    decoder, _, _, _ = tiny
     eager = Text2SemanticDecoder(TINY).eval()
     eager.load_state_dict(decoder.state_dict())
     with torch.no_grad():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 from test_gpu_path import PLAIN, _network_inputs, torch_repository  # noqa: F401 (fixture)
+from tiny_t2s import tiny_decoder, tiny_rows
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.onnx_utils import relative_error
 from gsv_triton.serving.torch_device import resolve_placement
 from gsv_triton.serving.torch_networks import load_network
@@ -22,34 +22,20 @@ from gsv_triton.serving.torch_t2s import TorchT2SRunner, batch_bucket
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
 # Half precision against float32: the spec's 1e-4 holds for float32 only; fp16 rounding gives ~1e-3 on these sizes.
 FP16_REL_TOL = 2e-2
 MAX_TOKENS = 300  # crosses a 256-position window boundary, so two graphs per batch bucket are used
 FORCED_STEPS = 8
 
 
-def _decoder() -> Text2SemanticDecoder:
-    decoder = Text2SemanticDecoder(TINY).eval()
-    demo_init_(decoder, torch.Generator().manual_seed(0))
-    return decoder
-
-
-def _rows(seed: int, lengths: list[int], ty: int = 6):
-    rng = np.random.default_rng(seed)
-    phones = [rng.integers(0, TINY.phoneme_vocab_size, n).astype(np.int64) for n in lengths]
-    berts = [rng.standard_normal((1024, n)).astype(np.float32) for n in lengths]
-    return phones, berts, rng.integers(0, 1024, ty).astype(np.int64)
-
-
 def test_cuda_graph_steps_equal_eager_steps() -> None:
     cuda = resolve_placement("cuda")
-    graphs = TorchT2SRunner(_decoder(), cuda)
-    eager = TorchT2SRunner(_decoder(), cuda, cuda_graphs=False, bucket_windows=True)
+    graphs = TorchT2SRunner(tiny_decoder(), cuda)
+    eager = TorchT2SRunner(tiny_decoder(), cuda, cuda_graphs=False, bucket_windows=True)
     cases = [
-        (_rows(1, [20]), dict(top_k=1, repetition_penalty=1.0, eos_enabled=False)),
-        (_rows(2, [9, 14, 5]), dict(top_k=15, seed=[1, 2, 3])),  # 3 rows in the 4-row bucket
-        (_rows(3, [4]), dict(top_k=5, seed=9)),  # shorter than the first: stale K/V past its slot
+        (tiny_rows(1, [20]), dict(top_k=1, repetition_penalty=1.0, eos_enabled=False)),
+        (tiny_rows(2, [9, 14, 5]), dict(top_k=15, seed=[1, 2, 3])),  # 3 rows in the 4-row bucket
+        (tiny_rows(3, [4]), dict(top_k=5, seed=9)),  # shorter than the first: stale K/V past its slot
     ]
     for (phones, berts, prompt), kwargs in cases:
         a = graphs.generate(phones, berts, prompt, max_new_tokens=MAX_TOKENS, **kwargs)
@@ -67,11 +53,11 @@ def test_cuda_engine_serves_requests_like_the_runner() -> None:
     from gsv_triton.serving.torch_t2s_engine import T2SEngine
 
     cuda = resolve_placement("cuda")
-    runner = TorchT2SRunner(_decoder(), cuda)
-    phones, berts, prompt = _rows(5, [10, 7])
+    runner = TorchT2SRunner(tiny_decoder(), cuda)
+    phones, berts, prompt = tiny_rows(5, [10, 7])
     kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=60, eos_enabled=False)
     expected = runner.generate(phones, berts, prompt, **kwargs)
-    engine = T2SEngine(TorchT2SRunner(_decoder(), cuda), lanes=16)
+    engine = T2SEngine(TorchT2SRunner(tiny_decoder(), cuda), lanes=16)
     engine.warm_up()
     assert engine.runner.graph_count == 5 * 2  # buckets 1, 2, 4, 8, 16 x two windows
     try:
@@ -100,10 +86,10 @@ def _forced_logits(runner: TorchT2SRunner, phones, berts, prompt, tokens: np.nda
 
 
 def test_cuda_float16_t2s_follows_cpu_float32() -> None:
-    phones, berts, prompt = _rows(4, [16, 11])
+    phones, berts, prompt = tiny_rows(4, [16, 11])
     tokens = np.random.default_rng(4).integers(0, 1024, FORCED_STEPS)
-    cpu = _forced_logits(TorchT2SRunner(_decoder(), resolve_placement("cpu")), phones, berts, prompt, tokens)
-    gpu = _forced_logits(TorchT2SRunner(_decoder(), resolve_placement("cuda")), phones, berts, prompt, tokens)
+    cpu = _forced_logits(TorchT2SRunner(tiny_decoder(), resolve_placement("cpu")), phones, berts, prompt, tokens)
+    gpu = _forced_logits(TorchT2SRunner(tiny_decoder(), resolve_placement("cuda")), phones, berts, prompt, tokens)
     for step, (ref, act) in enumerate(zip(cpu, gpu, strict=True)):
         assert relative_error(ref, act) < FP16_REL_TOL, f"step {step}"
 

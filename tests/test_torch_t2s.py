@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_t2s import tiny_decoder, tiny_rows
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 from gsv_export.onnx_utils import ort_session
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.errors import InputError, UserError
@@ -19,7 +19,6 @@ from gsv_triton.serving.torch_device import resolve_placement
 from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
 from gsv_triton.t2s_loop import T2SRunner
 
-TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
 MAX_TOKENS = 40
 
 
@@ -27,20 +26,11 @@ MAX_TOKENS = 40
 def runners(tmp_path_factory):
     """(onnxruntime runner, torch runner) over the same tiny demo-initialised GPT."""
     torch.set_num_threads(1)
-    decoder = Text2SemanticDecoder(TINY).eval()
-    demo_init_(decoder, torch.Generator().manual_seed(0))
+    decoder = tiny_decoder()
     paths = export_t2s(decoder, tmp_path_factory.mktemp("t2s"))
     ort_runner = T2SRunner(ort_session(paths["prefill"], threads=1), ort_session(paths["step"], threads=1))
     torch_runner = TorchT2SRunner(decoder, resolve_placement("cpu", "auto"), max_context=64)
     return ort_runner, torch_runner
-
-
-def _rows(seed: int, lengths: list[int], ty: int = 6):
-    rng = np.random.default_rng(seed)
-    phones = [rng.integers(0, TINY.phoneme_vocab_size, n).astype(np.int64) for n in lengths]
-    berts = [rng.standard_normal((1024, n)).astype(np.float32) for n in lengths]
-    prompt = rng.integers(0, 1024, ty).astype(np.int64)
-    return phones, berts, prompt
 
 
 def _assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
@@ -51,7 +41,7 @@ def _assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
 
 def test_greedy_tokens_equal_the_onnxruntime_loop(runners) -> None:
     ort_runner, torch_runner = runners
-    phones, berts, prompt = _rows(1, [9, 5, 7])
+    phones, berts, prompt = tiny_rows(1, [9, 5, 7])
     kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=MAX_TOKENS)
     expected = ort_runner.generate(phones, berts, prompt, **kwargs)
     got = torch_runner.generate(phones, berts, prompt, **kwargs)
@@ -63,7 +53,7 @@ def test_greedy_tokens_equal_the_onnxruntime_loop(runners) -> None:
 def test_sampled_tokens_with_the_same_seed_equal_the_onnxruntime_loop(runners, seed) -> None:
     """Same numpy sampler, same per-row generators: identical tokens are expected on the CPU (float32)."""
     ort_runner, torch_runner = runners
-    phones, berts, prompt = _rows(10 + seed, [8, 4])
+    phones, berts, prompt = tiny_rows(10 + seed, [8, 4])
     kwargs = dict(top_k=15, top_p=0.9, temperature=0.8, repetition_penalty=1.35, max_new_tokens=MAX_TOKENS)
     expected = ort_runner.generate(phones, berts, prompt, seed=[seed, seed + 1], **kwargs)
     got = torch_runner.generate(phones, berts, prompt, seed=[seed, seed + 1], **kwargs)
@@ -74,7 +64,7 @@ def test_sampled_tokens_with_the_same_seed_equal_the_onnxruntime_loop(runners, s
 
 def test_rows_are_independent_and_a_batch_reuses_the_cache(runners) -> None:
     _, torch_runner = runners
-    phones, berts, prompt = _rows(3, [6, 11, 3])
+    phones, berts, prompt = tiny_rows(3, [6, 11, 3])
     kwargs = dict(top_k=5, max_new_tokens=MAX_TOKENS, seed=[4, 5, 6])
     together = torch_runner.generate(phones, berts, prompt, **kwargs)
     storage = torch_runner._storage
@@ -88,7 +78,7 @@ def test_rows_are_independent_and_a_batch_reuses_the_cache(runners) -> None:
 
 def test_cap_and_ignore_eos_match_the_onnxruntime_loop(runners) -> None:
     ort_runner, torch_runner = runners
-    phones, berts, prompt = _rows(5, [7])
+    phones, berts, prompt = tiny_rows(5, [7])
     kwargs = dict(top_k=3, max_new_tokens=70, eos_enabled=False, seed=2)  # grows past the 64-position cache
     expected = ort_runner.generate(phones, berts, prompt, **kwargs)
     got = torch_runner.generate(phones, berts, prompt, **kwargs)
@@ -102,9 +92,9 @@ def test_bucketed_windows_mask_stale_and_unwritten_positions(runners) -> None:
     by an earlier, longer request) must not leak in. Checked eagerly on the CPU against the onnxruntime loop."""
     ort_runner, torch_runner = runners
     bucketed = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64, bucket_windows=True)
-    long_rows = _rows(8, [12, 9])
+    long_rows = tiny_rows(8, [12, 9])
     bucketed.generate(*long_rows, top_k=1, max_new_tokens=MAX_TOKENS, eos_enabled=False)  # leaves stale K/V
-    phones, berts, prompt = _rows(9, [5, 3, 4])
+    phones, berts, prompt = tiny_rows(9, [5, 3, 4])
     kwargs = dict(top_k=10, max_new_tokens=MAX_TOKENS, seed=[1, 2, 3])
     _assert_same(ort_runner.generate(phones, berts, prompt, **kwargs), bucketed.generate(phones, berts, prompt, **kwargs))
     assert bucketed._context == CONTEXT_BUCKET
@@ -112,7 +102,7 @@ def test_bucketed_windows_mask_stale_and_unwritten_positions(runners) -> None:
 
 def test_bad_inputs_name_the_field(runners) -> None:
     _, torch_runner = runners
-    phones, berts, prompt = _rows(6, [4])
+    phones, berts, prompt = tiny_rows(6, [4])
     with pytest.raises(InputError, match="prompt_codes"):
         torch_runner.generate(phones, berts, np.zeros(0, dtype=np.int64))
     with pytest.raises(InputError, match="bert"):
@@ -145,10 +135,10 @@ def test_engine_merges_requests_and_gives_each_its_tokens_alone(runners) -> None
     _, torch_runner = runners
     requests = []
     for i, lengths in enumerate([[7], [5, 9], [12], [4], [6, 3], [8]]):
-        phones, berts, prompt = _rows(40 + i, lengths, ty=4 + i)
+        phones, berts, prompt = tiny_rows(40 + i, lengths, ty=4 + i)
         kwargs = dict(top_k=3 + i, seed=[i * 10 + r for r in range(len(lengths))], max_new_tokens=MAX_TOKENS + 5 * i)
         requests.append((phones, berts, prompt, kwargs))
-    phones, berts, prompt = _rows(99, [5])
+    phones, berts, prompt = tiny_rows(99, [5])
     requests.append((phones, berts, prompt, dict(top_k=2, seed=5, max_new_tokens=300, eos_enabled=False)))
     expected = [torch_runner.generate(p, b, pr, **kw) for p, b, pr, kw in requests]
 
@@ -171,7 +161,7 @@ def test_engine_reports_bad_requests_at_submit(runners) -> None:
     _, torch_runner = runners
     engine = T2SEngine(TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64), lanes=2)
     try:
-        phones, berts, prompt = _rows(1, [4, 4, 4])
+        phones, berts, prompt = tiny_rows(1, [4, 4, 4])
         with pytest.raises(InputError, match="lanes"):
             engine.submit(phones, berts, prompt)
         with pytest.raises(InputError, match="prompt_codes"):
@@ -187,7 +177,7 @@ def test_engine_fails_requests_in_flight_and_keeps_serving(runners, monkeypatch)
     _, torch_runner = runners
     runner = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64)
     engine = T2SEngine(runner, lanes=2)
-    phones, berts, prompt = _rows(3, [5])
+    phones, berts, prompt = tiny_rows(3, [5])
     try:
         with monkeypatch.context() as patch:
             patch.setattr(runner, "_step", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("device lost")))

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from gateway_fixtures import start_gateway
+from gateway_fixtures import create_voice, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,7 @@ def _convert(url: str, source: bytes, target: bytes | None = None, **fields) -> 
 
 def test_conversion_by_upload_and_by_stored_voice(gateway, reference_audio) -> None:
     source, target, other = reference_audio(1, SOURCE_SECONDS), reference_audio(2), reference_audio(3)
-    created = httpx.post(f"{gateway.url}/v1/voices", data={"prompt_text": "参考音频文字", "prompt_language": "zh"},
-                         files={"audio": ("t.wav", target)}, timeout=TIMEOUT_S)  # fmt: skip
+    created = create_voice(gateway.url, target)
     assert created.status_code == 201, created.text
 
     by_upload = _convert(gateway.url, source, target)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from gateway_fixtures import start_gateway
+from gateway_fixtures import VOICE_PROMPT, create_voice, start_gateway
 
 pytestmark = pytest.mark.slow
 
 MAX_NEW_TOKENS = 40
 TIMEOUT_S = 120.0
-PROMPT = "参考音频文字"
+PROMPT = VOICE_PROMPT  # the prompt text of the voices create_voice stores
 TEXT = "你好，这是一个语音克隆测试。"
 
 
@@ -29,11 +29,6 @@ def _gateway(triton_server, voice_dir, workdir):
                          env={"GSV_VOICE_DIR": str(voice_dir)})  # fmt: skip
 
 
-def _create(url: str, audio: bytes, **fields) -> httpx.Response:
-    data = {"prompt_text": PROMPT, "prompt_language": "zh", **fields}
-    return httpx.post(f"{url}/v1/voices", data=data, files={"audio": ("ref.wav", audio)}, timeout=TIMEOUT_S)
-
-
 def _clone(url: str, seed: int = 11, audio: bytes | None = None, **fields) -> httpx.Response:
     data = {"text": TEXT, "text_language": "zh", "seed": str(seed), **fields}
     files = {"audio": ("ref.wav", audio)} if audio is not None else None
@@ -45,7 +40,7 @@ def test_voice_lifecycle_same_audio_as_upload_and_survives_restart(triton_server
     clip = reference_audio(3)
     gateway = _gateway(triton_server, voice_dir, tmp_path)
     try:
-        created = _create(gateway.url, clip, name="narrator")
+        created = create_voice(gateway.url, clip, name="narrator")
         assert created.status_code == 201, created.text
         voice = created.json()
         assert voice["name"] == "narrator" and voice["prompt_text"] == PROMPT and voice["prompt_tokens"] > 0
@@ -84,8 +79,8 @@ def test_voice_errors_name_their_field(triton_server, voice_dir, reference_audio
     try:
         clip = reference_audio(2)
         cases = [
-            (_create(gateway.url, b"not audio at all"), 415, "audio"),
-            (_create(gateway.url, clip, prompt_language="martian"), 400, "prompt_language"),
+            (create_voice(gateway.url, b"not audio at all"), 415, "audio"),
+            (create_voice(gateway.url, clip, prompt_language="martian"), 400, "prompt_language"),
             (httpx.post(f"{gateway.url}/v1/voices", data={"prompt_language": "zh"}, files={"audio": ("r.wav", clip)}),
              422, "prompt_text"),
             (_clone(gateway.url, voice_id="voice_0123456789abcdef"), 404, "voice_id"),
@@ -99,6 +94,6 @@ def test_voice_errors_name_their_field(triton_server, voice_dir, reference_audio
             assert response.status_code == status, response.text
             body = response.json()
             assert body["field"] == field and body["detail"].startswith(f"{field}: "), body
-        assert _create(gateway.url, clip).status_code == 201  # and a good request right after
+        assert create_voice(gateway.url, clip).status_code == 201  # and a good request right after
     finally:
         assert gateway.stop() == 0
