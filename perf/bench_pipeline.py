@@ -329,8 +329,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 cached = [triton.measured(WARMUP_REFERENCE) for _ in range(args.cached_runs)]
                 results["triton_c1_cached"] = summary(cached)
                 log(f"c=1 triton cached reference: {results['triton_c1_cached']['median_s']:.2f} s")
+            offset = 0  # every level gets fresh references: a reused one would hit Triton's reference cache
             for n in args.concurrency if args.per_thread else ():
-                offset = 20 * n  # fresh references per level (n x per_thread of them, per_thread < 20)
                 results[f"triton_c{n}"] = concurrent(
                     triton.request, CONCURRENT_TRITON_REFERENCES + offset, n, args.per_thread
                 )
@@ -339,6 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     eager.request, CONCURRENT_EAGER_REFERENCES + offset, n, args.per_thread
                 )
                 log(f"c={n} eager: {results[f'eager_c{n}']['requests_per_s']:.3f} req/s")
+                offset += n * args.per_thread
             results["eager_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         finally:
             if server is not None:
