@@ -165,6 +165,23 @@ def finished_row(generated: list[int], token: int, stops_on_eos: bool, at_cap: b
     return None
 
 
+def record_step(
+    tokens: np.ndarray, stops: np.ndarray, alive: np.ndarray, generated: list[list[int]],
+    results: list[np.ndarray | None], at_cap: bool,
+) -> np.ndarray:  # fmt: skip
+    """Apply one sampled step to the rows ``alive`` (each batch slot's original row): a row that ends gets its
+    final tokens in ``results``, the others their token appended to ``generated``; returns the slots that go on."""
+    keep = np.ones(len(alive), dtype=bool)
+    for slot, row in enumerate(alive):
+        token = int(tokens[slot])
+        results[row] = finished_row(generated[row], token, bool(stops[slot]), at_cap)
+        if results[row] is None:
+            generated[row].append(token)
+        else:
+            keep[slot] = False
+    return keep
+
+
 class T2SRunner:
     """Runs ``t2s_prefill.onnx`` and ``t2s_step.onnx`` with the numpy sampler."""
 
@@ -211,15 +228,8 @@ class T2SRunner:
             suppress = idx < cfg.min_tokens_before_eos or not eos_enabled
             tokens, stops = sample_step(logits, seen, [batch.params] * len(alive), [rngs[r] for r in alive],
                                         eos=cfg.eos, suppress_eos=suppress)  # fmt: skip
-            keep = np.ones(len(alive), dtype=bool)
-            for slot, r in enumerate(alive):
-                token = int(tokens[slot])
-                results[r] = finished_row(generated[r], token, bool(stops[slot]), idx == max_new_tokens - 1)
-                if results[r] is not None:
-                    keep[slot] = False
-                else:
-                    generated[r].append(token)
-                    seen[slot, token] = True
+            keep = record_step(tokens, stops, alive, generated, results, at_cap=idx == max_new_tokens - 1)
+            seen[np.flatnonzero(keep), tokens[keep]] = True
             if not keep.any():
                 break
             if not keep.all():

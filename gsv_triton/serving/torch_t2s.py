@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from gsv_export.models.t2s import Text2SemanticDecoder, prefill_mask, sinusoid
 from gsv_triton.serving.torch_device import Placement
 from gsv_triton.settings import SamplingDefaults
-from gsv_triton.t2s_loop import BERT_DIM, T2SBatch, finished_row, sample_step
+from gsv_triton.t2s_loop import BERT_DIM, T2SBatch, record_step, sample_step
 
 # Attention windows of the captured steps grow in steps of this many positions: more buckets = less wasted
 # attention work per step, more graphs to capture (each capture costs ~L small launches once).
@@ -152,16 +152,9 @@ class TorchT2SRunner:
             suppress = idx < self.min_tokens_before_eos or not eos_enabled
             tokens, stops = sample_step(logits[alive], seen[alive], [batch.params] * len(alive),
                                         [rngs[r] for r in alive], eos=self.eos, suppress_eos=suppress)  # fmt: skip
-            keep = np.ones(len(alive), dtype=bool)
-            for slot, r in enumerate(alive):
-                token = int(tokens[slot])
-                results[r] = finished_row(generated[r], token, bool(stops[slot]), idx == max_new_tokens - 1)
-                if results[r] is not None:
-                    keep[slot] = False
-                else:
-                    generated[r].append(token)
-                    seen[r, token] = True
-                    feed[r] = token
+            keep = record_step(tokens, stops, alive, generated, results, at_cap=idx == max_new_tokens - 1)
+            seen[alive[keep], tokens[keep]] = True
+            feed[alive[keep]] = tokens[keep]
             alive = alive[keep]
             if alive.size == 0:
                 break
