@@ -10,7 +10,6 @@ Layout written (one Triton model per network; ``t2s`` holds both graphs of the a
 
 from __future__ import annotations
 
-import json
 import resource
 import shutil
 import tempfile
@@ -20,9 +19,6 @@ from pathlib import Path
 import torch
 
 from gsv_export.checkpoints import GptCheckpoint, SovitsCheckpoint, load_gpt, load_sovits
-from gsv_export.models.pretrained import load_bert, load_hubert
-from gsv_export.models.sovits import SynthesizerTrn, fold_weight_norm
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
@@ -31,8 +27,11 @@ from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
 from gsv_export.triton_repository import TORCH_TARGET, install_triton_models
 from gsv_triton.errors import UserError
+from gsv_triton.manifest import Manifest, SovitsShape
+from gsv_triton.networks.pretrained import load_bert, load_hubert
+from gsv_triton.networks.sovits import SynthesizerTrn, fold_weight_norm
+from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
 
-MANIFEST = "gsv_manifest.json"
 MODEL_VERSION = "1"
 DEFAULT_MAX_SEC = 54  # upstream s1 config default when a GPT file carries no data.max_sec
 
@@ -77,19 +76,17 @@ def write_manifest(
     ``sources`` are the gpt, sovits, hubert and bert paths; ``flags`` the target's own keys (fp16, quantize...).
     """
     max_sec = int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))
-    manifest = {
-        "format": 1,
-        "target": target,
-        **flags,
-        "symbol_version": sovits_ckpt.symbol_version,
-        "sovits_version": sovits_ckpt.model_version,
-        "sampling_rate": int(sovits_ckpt.hparams["data"]["sampling_rate"]),
-        "t2s": t2s.config.__dict__ | {"max_sec": max_sec},
-        "sovits": {"inter_channels": synthesizer.inter_channels, "gin_channels": synthesizer.gin_channels},
-        "sources": dict(zip(("gpt", "sovits", "hubert", "bert"), map(str, sources), strict=True)),
-        "files": {name: str(path.relative_to(out)) for name, path in paths.items()},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    Manifest(
+        target=target,
+        flags=flags,
+        symbol_version=sovits_ckpt.symbol_version,
+        sovits_version=sovits_ckpt.model_version,
+        sampling_rate=int(sovits_ckpt.hparams["data"]["sampling_rate"]),
+        t2s=t2s.config.__dict__ | {"max_sec": max_sec},
+        sovits=SovitsShape(synthesizer.inter_channels, synthesizer.gin_channels),
+        sources=dict(zip(("gpt", "sovits", "hubert", "bert"), map(str, sources), strict=True)),
+        files={name: str(path.relative_to(out)) for name, path in paths.items()},
+    ).write(out)
 
 
 def report_export(out: Path, paths: dict[str, Path], what: str, started: float) -> None:

@@ -363,7 +363,7 @@ def _plain(value: Any) -> Any:
 
 def _check_gpt_keys(path: Path, config: Mapping, state: Mapping[str, torch.Tensor]) -> None:
     """Upstream loads the GPT strictly: the file must hold exactly the network's keys and shapes."""
-    from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
+    from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
 
     try:
         cfg = T2SConfig.from_checkpoint_config(config)
@@ -540,7 +540,7 @@ def _check_sovits_keys(
     """The file must hold the network's keys with the shapes its hparams imply (``enc_q.*`` optional).
 
     Returns the keys outside the network's parts, which the caller drops."""
-    from gsv_export.models.sovits import SynthesizerTrn, is_weight_normed
+    from gsv_triton.networks.sovits import SynthesizerTrn, is_weight_normed
 
     model_hps = hparams["model"]
 

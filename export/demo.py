@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from gsv_triton.errors import UserError
+from gsv_triton.networks.pretrained import BERT_DIM, HUBERT_DIM
 
 from .checkpoints import save_gpt, save_sovits
-from .models.pretrained import BERT_DIM, HUBERT_DIM
 
 SIZES = ("tiny", "full")
 VERSIONS = ("v1", "v2")
@@ -124,7 +124,7 @@ def _check(size: str, version: str) -> None:
 
 def gpt_demo_config(size: str, version: str):
     """The T2SConfig of a demo GPT (full = s1longer(-v2).yaml; tiny = narrow)."""
-    from .models.t2s import T2SConfig
+    from gsv_triton.networks.t2s import T2SConfig
 
     _check(size, version)
     fields = {"phoneme_vocab_size": GPT_PHONEME_VOCAB[version]}
@@ -135,7 +135,7 @@ def gpt_demo_config(size: str, version: str):
 
 def write_demo_gpt(path: Path, size: str = "tiny", version: str = "v2", seed: int = 0) -> Path:
     """A GPT ``.ckpt`` with ``demo_init_`` weights, stored fp16 like a fine-tune."""
-    from .models.t2s import Text2SemanticDecoder, demo_init_
+    from gsv_triton.networks.t2s import Text2SemanticDecoder, demo_init_
 
     config = gpt_demo_config(size, version)
     model = Text2SemanticDecoder(config)
@@ -145,7 +145,7 @@ def write_demo_gpt(path: Path, size: str = "tiny", version: str = "v2", seed: in
 
 def write_demo_sovits(path: Path, size: str = "tiny", version: str = "v2", seed: int = 0) -> Path:
     """A pretrained-like SoVITS ``.pth``: the full key set incl. ``enc_q.*``, weight norm unfolded, fp16."""
-    from .models.sovits import SynthesizerTrn, default_hparams, demo_init_, unfold_weight_norm
+    from gsv_triton.networks.sovits import SynthesizerTrn, default_hparams, demo_init_, unfold_weight_norm
 
     _check(size, version)
     hparams = default_hparams(size, version)

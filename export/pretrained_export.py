@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .models.pretrained import TOKENIZER_FILES, BertFeatures, HubertSSL
+from gsv_triton.networks.pretrained import TOKENIZER_FILES, BertFeatures, HubertSSL
+
 from .onnx_utils import export_onnx
 
 SSL_FILE = "ssl.onnx"

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gsv_export.models.sovits import SPEC_CHANNELS, SynthesizerTrn
 from gsv_export.onnx_utils import Stopwatch, export_onnx
+from gsv_triton.networks.sovits import SPEC_CHANNELS, SynthesizerTrn
 
 VQ_ENCODE = "vq_encode.onnx"
 REF_ENCODER = "ref_encoder.onnx"

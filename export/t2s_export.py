@@ -1,4 +1,4 @@
-"""Export the GPT to ``t2s_prefill.onnx`` and ``t2s_step.onnx`` (I/O documented in ``gsv_export.models.t2s``)."""
+"""Export the GPT to ``t2s_prefill.onnx`` and ``t2s_step.onnx`` (I/O documented in ``gsv_triton.networks.t2s``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from gsv_export.models.t2s import BERT_DIM, T2SPrefill, T2SStep, Text2SemanticDecoder
 from gsv_export.onnx_utils import Stopwatch, export_onnx
+from gsv_triton.networks.t2s import BERT_DIM, T2SPrefill, T2SStep, Text2SemanticDecoder
 
 PREFILL_FILE = "t2s_prefill.onnx"
 STEP_FILE = "t2s_step.onnx"

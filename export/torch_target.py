@@ -2,7 +2,7 @@
 
 The check machines with GPUs can run PyTorch on CUDA and pytriton's tritonserver, but neither onnxruntime-gpu
 nor TensorRT; this target is the GPU path that runs there. Instead of ONNX graphs every network folder gets
-``torch_network.json`` + ``torch_weights.pt`` (see :mod:`gsv_triton.serving.torch_networks`), and the configs
+``torch_network.json`` + ``torch_weights.pt`` (see :mod:`gsv_triton.backend.torch_networks`), and the configs
 select the torch runtime (``runtime: torch``, ``device: auto``, ``dtype: auto``): float16 on CUDA, float32 on a
 CPU host, where the same repository is the CPU fallback of perf/gpu_bench.sh. No ONNX file is written (a full-size
 ONNX export costs minutes and these models would never read it).
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from gsv_export.checkpoints import load_gpt, load_sovits
-from gsv_export.models.pretrained import load_bert, load_hubert
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import copy_tokenizer_files
 from gsv_export.triton_repository import TORCH_TARGET, install_triton_models
-from gsv_triton.serving.torch_networks import SOVITS_PARTS, write_network
+from gsv_triton.backend.torch_networks import SOVITS_PARTS, write_network
+from gsv_triton.networks.pretrained import load_bert, load_hubert
 
 
 def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path) -> dict[str, Path]:

@@ -29,8 +29,8 @@ import re
 import shutil
 from pathlib import Path
 
+from gsv_export.python_env import python_env_parameter
 from gsv_triton.errors import UserError
-from gsv_triton.serving import python_env_parameter
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
 MODELS = (
@@ -53,8 +53,8 @@ TORCH_MODELS = PLAIN_NETWORKS
 T2S_ENGINE = "t2s_engine"
 T2S_ENGINE_ENTRY = (
     '"""Triton entry point of `t2s_engine`: the GPT of all concurrent t2s requests in shared steps (code in\n'
-    'gsv_triton.serving.models.t2s_engine_model)."""\n\n'
-    "from gsv_triton.serving.models.t2s_engine_model import TritonPythonModel\n\n"
+    'gsv_triton.backend.models.t2s_engine_model)."""\n\n'
+    "from gsv_triton.backend.models.t2s_engine_model import TritonPythonModel\n\n"
     '__all__ = ["TritonPythonModel"]\n'
 )
 # vq_encode picks the nearest codebook row: kept in float32 so half-precision rounding cannot flip a code

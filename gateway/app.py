@@ -14,13 +14,13 @@ from .errors import install_error_handlers
 from .metrics import GatewayMetrics
 from .middleware import RequestContextMiddleware
 from .references import ReferenceStore, load_default_reference
-from .routes_convert import router as convert_router
-from .routes_openai import router as openai_router
-from .routes_ops import router as ops_router
-from .routes_stream import router as stream_router
-from .routes_upstream import router as upstream_router
-from .routes_voice_clone import router as voice_clone_router
-from .routes_voices import router as voices_router
+from .routes.convert import router as convert_router
+from .routes.openai import router as openai_router
+from .routes.ops import router as ops_router
+from .routes.stream import router as stream_router
+from .routes.upstream import router as upstream_router
+from .routes.voice_clone import router as voice_clone_router
+from .routes.voices import router as voices_router
 from .service import VoiceCloneService
 from .settings import GatewaySettings
 from .triton import TritonVoiceClone

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 import numpy as np
 
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
+from gsv_triton.backend.requests import parse_voice_request
 from gsv_triton.errors import InputError, renamed
-from gsv_triton.serving.models.request import parse_voice_request
 
 from .metrics import GatewayMetrics
 from .offload import INLINE_MAX_SAMPLES, run_cpu, small_wav

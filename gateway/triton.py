@@ -223,7 +223,7 @@ class TritonVoiceClone:
         if UNKNOWN_MODEL in message and model != self.model_name:
             return ServiceUnavailable(
                 f"the Triton repository has no {model} model (it serves this route): install it with "
-                "`python -m gsv_triton.serving.extra_models REPO`, then restart Triton"
+                "`python -m gsv_export.extra_models REPO`, then restart Triton"
             )
         if status in _UNAVAILABLE:
             return ServiceUnavailable(

@@ -1,7 +1,7 @@
 """Early checks of a synthesis request, so bad inputs get their precise 4xx before any Triton round trip.
 
 The rules are not written again here: the text, language and sampling rules are ``voice_clone``'s own request
-parser (``gsv_triton.serving.models.request.parse_request``) run on exactly the tensors the gateway is about
+parser (``gsv_triton.backend.requests.parse_request``) run on exactly the tensors the gateway is about
 to send, and the reference rules are those of ``gsv_triton.audio.reference``. Triton checks again; the
 gateway only adds the status codes HTTP clients expect (413 too large, 415 not audio) that gRPC cannot carry.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.audio import validate_reference
+from gsv_triton.backend.requests import parse_request
 
 # The reference rules without prepare_reference's resampling and spectrogram (12-22 ms per clip), which
 # Triton computes anyway and caches per reference; decoding plus these checks take about 0.3 ms.
 from gsv_triton.errors import InputError, renamed
-from gsv_triton.serving.models.request import parse_request
 from gsv_triton.settings import Limits
 
 from .settings import GatewaySettings

@@ -38,9 +38,9 @@ import httpx
 import numpy as np
 import soundfile as sf
 
+from gsv_export.extra_models import install_extra_models
 from gsv_triton.client import build_inputs
-from gsv_triton.serving import TritonServer, free_port
-from gsv_triton.serving.extra_models import install_extra_models
+from gsv_triton.server import TritonServer, free_port
 
 TEXT = "你好，这是一个语音克隆测试。"
 PROMPT = "参考音频文字"

@@ -7,7 +7,7 @@ HuBERT, VQ, ref encoder, T2S, SoVITS decode) on the SAME demo checkpoints; only 
   in one model with a preallocated KV cache), called over HTTP with tritonclient;
 * eager (what an upstream user runs today): our torch modules from ``gsv_export`` loaded from the checkpoints,
   fp32, ``torch.set_num_threads(2)``, one process; the T2S loop is the upstream-style eager loop
-  (``gsv_export.models.t2s_reference``: KV cache grown by concatenation, SDPA). No caches on this side.
+  (``gsv_triton.networks.t2s_reference``: KV cache grown by concatenation, SDPA). No caches on this side.
 
 The request (perf/make_inputs.py): one zh segment, a 5 s reference, EOS disabled, exactly 250 generated tokens
 = 10 s of speech (the output adds api.py's 0.3 s pause). RTF = seconds of processing / 10 s of speech.
@@ -48,8 +48,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_inputs import TOKENS, synth_reference, voice_clone_inputs  # noqa: E402
 
-from gsv_triton.serving.models.pipeline import VoiceClonePipeline  # noqa: E402
-from gsv_triton.serving.models.request import parse_request  # noqa: E402
+from gsv_triton.backend.pipeline import VoiceClonePipeline  # noqa: E402
+from gsv_triton.backend.requests import parse_request  # noqa: E402
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN  # noqa: E402
 
 STAGES = ("bert", "ssl", "vq_encode", "ref_encoder", "t2s", "sovits_decode")
@@ -91,7 +91,7 @@ class TorchBackend:
 
         from gsv_export.build import load_synthesizer, load_t2s
         from gsv_export.checkpoints import load_gpt, load_sovits
-        from gsv_export.models.pretrained import load_bert, load_hubert
+        from gsv_triton.networks.pretrained import load_bert, load_hubert
 
         torch.set_num_threads(TORCH_THREADS)
         self.torch = torch
@@ -131,7 +131,7 @@ class TorchBackend:
 
     def _t2s(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Upstream's eager loop (batch 1) per row; EOS handling and the cap as in the Triton model."""
-        from gsv_export.models.t2s_reference import reference_generate
+        from gsv_triton.networks.t2s_reference import reference_generate
 
         t = self._tensor
         rows = []
@@ -280,7 +280,7 @@ def summary(timings: Sequence[Timing]) -> dict[str, object]:
 
 
 def start_server(repo: Path, log_dir: Path):
-    from gsv_triton.serving import TritonServer, free_port
+    from gsv_triton.server import TritonServer, free_port
 
     server = TritonServer()
     server.start(repo, free_port(), free_port(), free_port(), log_path=log_dir / "tritonserver.log")

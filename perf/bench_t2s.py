@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from bench_floors import copy_bandwidth
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
-from gsv_export.models.t2s_reference import _Eager
 from gsv_export.onnx_utils import ort_session
 from gsv_export.quantize import greedy_agreement, quantize_int8
 from gsv_export.t2s_export import export_t2s
-from gsv_triton.sampling import SamplingParams, exponential_noise, sample_rows
-from gsv_triton.t2s_loop import T2SRunner
+from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.backend.t2s.sampling import SamplingParams, exponential_noise, sample_rows
+from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
+from gsv_triton.networks.t2s_reference import _Eager
 
 TEXT_SHARE = 0.4  # fraction of the context that is text; the rest is prompt audio
 WARMUP = 10

@@ -198,8 +198,8 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
     """tokens/s of the torch runner in this process; on CUDA also graph vs eager greedy agreement."""
     import torch
 
-    from gsv_triton.serving.torch_device import resolve_placement
-    from gsv_triton.serving.torch_networks import load_t2s_runner
+    from gsv_triton.backend.torch_device import resolve_placement
+    from gsv_triton.backend.torch_networks import load_t2s_runner
 
     placement = resolve_placement()
     if not placement.is_cuda:
@@ -240,7 +240,7 @@ def measure_t2s(repo: Path, tokens: int, batches: tuple[int, ...]) -> dict:
 def measure_engine(runner, phones: np.ndarray, bert: np.ndarray, prompt: np.ndarray, tokens: int,
                    concurrency: tuple[int, ...]) -> dict:
     """tokens/s of T2SEngine (what t2s_engine serves) with C threads submitting one-row requests at once."""
-    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+    from gsv_triton.backend.t2s.engine import T2SEngine
 
     engine = T2SEngine(runner, lanes=max(concurrency))
     engine.warm_up()  # as t2s_engine does at load
@@ -314,7 +314,7 @@ def report(results: dict) -> str:
 
 
 def start_server(repo: Path, log_dir: Path):
-    from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
+    from gsv_triton.server import TritonServer, free_port, locate_tritonserver
 
     install = locate_tritonserver()
     server = TritonServer(install)

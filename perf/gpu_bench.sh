@@ -112,7 +112,7 @@ EOF
 stub_gaps() {
   "$PY" - <<'EOF'
 import subprocess
-from gsv_triton.serving import locate_tritonserver
+from gsv_triton.server import locate_tritonserver
 install = locate_tritonserver()
 stub = install.backend_dir / "python" / "triton_python_backend_stub" if install.backend_dir else None
 gaps = []
@@ -122,7 +122,7 @@ if stub is not None and stub.exists():
 print(" ".join(gaps))
 EOF
 }
-say "tritonserver: $("$PY" -c 'from gsv_triton.serving import locate_tritonserver as l; i = l(); print(i.binary, i.kind)')"
+say "tritonserver: $("$PY" -c 'from gsv_triton.server import locate_tritonserver as l; i = l(); print(i.binary, i.kind)')"
 GAPS="$(stub_gaps)"
 FALLBACK="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_gsv_libpython"
 if [[ "$GAPS" == *libpython* && -d "$FALLBACK" ]]; then

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from gsv_triton.backend.ort_backend import OrtBackend
+from gsv_triton.backend.pipeline import VoiceClonePipeline
+from gsv_triton.backend.requests import parse_request
 from gsv_triton.errors import UserError
-from gsv_triton.serving.models.pipeline import OrtBackend, VoiceClonePipeline
-from gsv_triton.serving.models.request import parse_request
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE
 
 # --- the benchmark request ------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class RecordingBackend:
     RUN = ("ssl", "vq_encode", "ref_encoder", "bert")
 
     def __init__(self, repo: Path, seed: int = 0) -> None:
-        from gsv_triton.serving.ort_model import create_session
+        from gsv_triton.backend.ort_session import create_session
 
         self.sessions = {m: create_session(Path(repo) / OrtBackend.FILES[m], 1) for m in self.RUN}
         self.calls: dict[str, dict[str, np.ndarray]] = {}

@@ -27,7 +27,7 @@ import pytest
 import soundfile as sf
 
 from gsv_triton.errors import UserError
-from gsv_triton.serving import TritonServer, free_port, locate_tritonserver
+from gsv_triton.server import TritonServer, free_port, locate_tritonserver
 
 CLI = [sys.executable, "-m", "gsv_triton.cli"]
 CLI_TIMEOUT_S = 900

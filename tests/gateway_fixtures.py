@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from gsv_triton.serving import free_port
+from gsv_triton.server import free_port
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

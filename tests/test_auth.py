@@ -8,7 +8,7 @@ import pytest
 from gsv_gateway.auth import key_matches
 from gsv_gateway.server import BackgroundGateway
 from gsv_gateway.settings import GatewaySettings
-from gsv_triton.serving import free_port
+from gsv_triton.server import free_port
 
 KEYS = ("first-key", "second-key")
 

@@ -16,8 +16,8 @@ import torch
 from gsv_export import checkpoints as ck
 from gsv_export.checkpoints import AttrDict, load_gpt, load_sovits, save_gpt, save_sovits
 from gsv_export.demo import write_demo_gpt, write_demo_sovits
-from gsv_export.models.sovits import default_hparams
 from gsv_triton.errors import UserError
+from gsv_triton.networks.sovits import default_hparams
 
 torch.set_num_threads(1)
 
@@ -317,8 +317,8 @@ def test_default_hparams_shape_the_file(tmp_path, raw_v2):
 
 def test_loaded_files_build_the_networks(files):
     """What the exporter does next: the loaded configs build the networks and the weights load strictly."""
-    from gsv_export.models.sovits import SynthesizerTrn, fold_weight_norm
-    from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder
+    from gsv_triton.networks.sovits import SynthesizerTrn, fold_weight_norm
+    from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
 
     gpt = load_gpt(files["gpt_v1"])
     decoder = Text2SemanticDecoder(T2SConfig.from_checkpoint_config(gpt.config))

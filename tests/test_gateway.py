@@ -26,7 +26,7 @@ from gsv_gateway.server import BackgroundGateway
 from gsv_gateway.settings import GatewaySettings
 from gsv_gateway.validation import CloneFields, build_tensors, check_reference, check_tensors
 from gsv_triton.errors import InputError, UserError
-from gsv_triton.serving import free_port
+from gsv_triton.server import free_port
 from gsv_triton.settings import Limits
 
 RATE = 32_000

@@ -3,8 +3,8 @@ when a repository lacks them (fast, no tritonserver)."""
 
 from __future__ import annotations
 
-from gsv_triton.serving import free_port
-from gsv_triton.serving.extra_models import EXTRA_MODELS, install_extra_models, main
+from gsv_export.extra_models import EXTRA_MODELS, install_extra_models, main
+from gsv_triton.server import free_port
 
 
 def test_a_repository_without_the_extra_models_is_a_503_with_the_fix() -> None:
@@ -26,7 +26,7 @@ def test_a_repository_without_the_extra_models_is_a_503_with_the_fix() -> None:
             await client.close()
 
     for error in asyncio.run(errors()):
-        assert isinstance(error, ServiceUnavailable) and "python -m gsv_triton.serving.extra_models" in error.message
+        assert isinstance(error, ServiceUnavailable) and "python -m gsv_export.extra_models" in error.message
 
 
 def test_install_extra_models_writes_configs_and_entry_points(tmp_path, capsys) -> None:

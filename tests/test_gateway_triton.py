@@ -27,7 +27,7 @@ from gateway_fixtures import start_gateway
 
 from gsv_gateway.server import BackgroundGateway
 from gsv_gateway.settings import GatewaySettings
-from gsv_triton.serving import TritonServer, free_port
+from gsv_triton.server import TritonServer, free_port
 
 pytestmark = pytest.mark.slow
 

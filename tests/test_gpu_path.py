@@ -21,9 +21,9 @@ import torch
 from test_export_cli import export_args, run_cli
 
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
-from gsv_triton.serving.torch_device import resolve_placement
-from gsv_triton.serving.torch_networks import NETWORK_FILE, WEIGHTS_FILE, load_network, load_t2s_runner
-from gsv_triton.t2s_loop import T2SRunner
+from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.backend.torch_device import resolve_placement
+from gsv_triton.backend.torch_networks import NETWORK_FILE, WEIGHTS_FILE, load_network, load_t2s_runner
 
 PLAIN = ("ssl", "bert", "vq_encode", "ref_encoder", "sovits_decode")
 TORCH_MODELS = (*PLAIN, "t2s")
@@ -122,9 +122,10 @@ def test_tritonserver_serves_voice_clone_from_the_torch_repository(
 ) -> None:
     """voice_clone through a real tritonserver on the torch runtime (CPU: t2s forwards to t2s_engine) gives the
     onnxruntime pipeline's tokens, and concurrent requests (merged by the engine) their sequential audio."""
+    from gsv_triton.backend.ort_backend import OrtBackend
+    from gsv_triton.backend.pipeline import VoiceClonePipeline
+    from gsv_triton.backend.requests import parse_request
     from gsv_triton.client import synthesize
-    from gsv_triton.serving.models.pipeline import OrtBackend, VoiceClonePipeline
-    from gsv_triton.serving.models.request import parse_request
 
     ref = reference_audio(2)
     text, prompt_text = "你好，世界。Hello world.", "这是参考音频"

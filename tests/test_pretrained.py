@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from gsv_export.demo import write_demo_bert, write_demo_hubert
-from gsv_export.models.pretrained import BERT_DIM, HUBERT_DIM, hubert_frames, load_bert, load_hubert
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
 from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_triton.errors import UserError
+from gsv_triton.networks.pretrained import BERT_DIM, HUBERT_DIM, hubert_frames, load_bert, load_hubert
 
 torch.set_num_threads(1)
 

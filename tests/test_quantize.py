@@ -15,7 +15,7 @@ from tiny_t2s import TINY, tiny_decoder
 from gsv_export.onnx_utils import ort_session, relative_error
 from gsv_export.quantize import greedy_agreement, quantize_int8
 from gsv_export.t2s_export import export_t2s
-from gsv_triton.t2s_loop import T2SRunner
+from gsv_triton.backend.t2s.loop import T2SRunner
 
 # int8 weights with per-tensor scales: the stated tolerance on logits and K/V (fp32 graphs meet 1e-4).
 INT8_REL_TOL = 0.05

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from gsv_export.models.t2s_reference import reference_sample
-from gsv_triton.errors import InputError
-from gsv_triton.sampling import (
+from gsv_triton.backend.t2s.sampling import (
     SamplingParams,
     apply_repetition_penalty,
     exponential_noise,
     sample_rows,
 )
+from gsv_triton.errors import InputError
+from gsv_triton.networks.t2s_reference import reference_sample
 
 VOCAB = 1025
 
@@ -140,5 +140,5 @@ def test_serving_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, gsv_triton.sampling, gsv_triton.t2s_loop; sys.exit('torch' in sys.modules)"
+    code = "import sys, gsv_triton.backend.t2s.sampling, gsv_triton.backend.t2s.loop; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

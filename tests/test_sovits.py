@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from gsv_export.models.sovits import (
+from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
+from gsv_export.optimize import save_optimized
+from gsv_export.sovits_export import export_sovits
+from gsv_triton.networks.sovits import (
     REF_BINS_V2,
     SPEC_CHANNELS,
     SynthesizerTrn,
@@ -20,9 +23,6 @@ from gsv_export.models.sovits import (
     frames_for_speed,
     unfold_weight_norm,
 )
-from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
-from gsv_export.optimize import save_optimized
-from gsv_export.sovits_export import export_sovits
 
 # Upstream key manifests (every key and shape of upstream's state dicts), copied beside the tests.
 MANIFEST_DIR = Path(__file__).resolve().parent / "data"

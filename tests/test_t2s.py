@@ -10,14 +10,14 @@ import pytest
 import torch
 from tiny_t2s import TINY, tiny_decoder
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
-from gsv_export.models.t2s_reference import reference_generate
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
 from gsv_export.optimize import save_optimized
 from gsv_export.t2s_export import export_t2s
+from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.backend.t2s.sampling import exponential_noise
 from gsv_triton.errors import InputError, UserError
-from gsv_triton.sampling import exponential_noise
-from gsv_triton.t2s_loop import T2SRunner
+from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
+from gsv_triton.networks.t2s_reference import reference_generate
 
 KEYS_DIR = Path("/work/shared/reference/data")
 

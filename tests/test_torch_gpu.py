@@ -16,9 +16,9 @@ from test_gpu_path import PLAIN, _network_inputs, torch_repository  # noqa: F401
 from tiny_t2s import tiny_decoder, tiny_rows
 
 from gsv_export.onnx_utils import relative_error
-from gsv_triton.serving.torch_device import resolve_placement
-from gsv_triton.serving.torch_networks import load_network
-from gsv_triton.serving.torch_t2s import TorchT2SRunner, batch_bucket
+from gsv_triton.backend.t2s.torch_runner import TorchT2SRunner, batch_bucket
+from gsv_triton.backend.torch_device import resolve_placement
+from gsv_triton.backend.torch_networks import load_network
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -50,7 +50,7 @@ def test_cuda_engine_serves_requests_like_the_runner() -> None:
     """T2SEngine on CUDA graphs: a request alone gives the runner's tokens; concurrent ones all complete."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+    from gsv_triton.backend.t2s.engine import T2SEngine
 
     cuda = resolve_placement("cuda")
     runner = TorchT2SRunner(tiny_decoder(), cuda)

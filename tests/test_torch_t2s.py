@@ -14,10 +14,10 @@ from tiny_t2s import tiny_decoder, tiny_rows
 
 from gsv_export.onnx_utils import ort_session
 from gsv_export.t2s_export import export_t2s
+from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.backend.t2s.torch_runner import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
+from gsv_triton.backend.torch_device import resolve_placement
 from gsv_triton.errors import InputError, UserError
-from gsv_triton.serving.torch_device import resolve_placement
-from gsv_triton.serving.torch_t2s import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
-from gsv_triton.t2s_loop import T2SRunner
 
 MAX_TOKENS = 40
 
@@ -130,7 +130,7 @@ def test_engine_merges_requests_and_gives_each_its_tokens_alone(runners) -> None
     tokens equal the runner's for it alone, and one that needs a larger cache waits for the running rows."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+    from gsv_triton.backend.t2s.engine import T2SEngine
 
     _, torch_runner = runners
     requests = []
@@ -156,7 +156,7 @@ def test_engine_merges_requests_and_gives_each_its_tokens_alone(runners) -> None
 
 
 def test_engine_reports_bad_requests_at_submit(runners) -> None:
-    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+    from gsv_triton.backend.t2s.engine import T2SEngine
 
     _, torch_runner = runners
     engine = T2SEngine(TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64), lanes=2)
@@ -172,7 +172,7 @@ def test_engine_reports_bad_requests_at_submit(runners) -> None:
 
 
 def test_engine_fails_requests_in_flight_and_keeps_serving(runners, monkeypatch) -> None:
-    from gsv_triton.serving.torch_t2s_engine import T2SEngine
+    from gsv_triton.backend.t2s.engine import T2SEngine
 
     _, torch_runner = runners
     runner = TorchT2SRunner(torch_runner.decoder, resolve_placement("cpu"), max_context=64)

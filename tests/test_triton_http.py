@@ -12,7 +12,7 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from gsv_gateway.triton_http import TritonHttpInfer, decode_response, decode_tensor, encode_request, encode_tensor
-from gsv_triton.serving import free_port
+from gsv_triton.server import free_port
 
 DATATYPES = {"text": "BYTES", "audio": "FP32", "seed": "INT64"}
 

@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsv_triton.errors import InputError
-from gsv_triton.serving.models.pipeline import (
-    LruCache,
-    OrtBackend,
+from gsv_triton.backend.cache import LruCache
+from gsv_triton.backend.ort_backend import OrtBackend
+from gsv_triton.backend.pipeline import (
     VoiceClonePipeline,
     derive_seed,
     expand_bert,
     frames_for_speed,
     pad_rows,
 )
-from gsv_triton.serving.models.request import parse_request, prompt_with_end_mark
+from gsv_triton.backend.requests import parse_request, prompt_with_end_mark
+from gsv_triton.errors import InputError
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN
 from gsv_triton.text import get_phones_and_bert_inputs
 
@@ -350,7 +350,7 @@ def test_triton_equals_the_in_process_pipeline(triton_server, reference_audio) -
 @pytest.mark.slow
 def test_t2s_chunks_do_not_change_a_pieces_tokens(tiny_model_repository, reference_audio, monkeypatch) -> None:
     """A long text runs t2s in chunks of rows; each piece keeps its own seed stream, so the result is the same."""
-    import gsv_triton.serving.models.pipeline as pipeline_module
+    import gsv_triton.backend.pipeline as pipeline_module
 
     pipeline = VoiceClonePipeline.from_repository(OrtBackend(tiny_model_repository), tiny_model_repository)
     inputs = _request_inputs(reference_audio(1), seed=np.int64(5), max_new_tokens=np.int32(MAX_TOKENS))

@@ -20,17 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gsv_export.python_env import python_env_parameter
 from gsv_triton.errors import UserError
-from gsv_triton.serving import (
+from gsv_triton.server import (
     TritonServer,
     TritonServerError,
     check_model_repository,
     free_port,
     locate_tritonserver,
-    python_env_parameter,
     serve_main,
 )
-from gsv_triton.serving.locate import STUB_NAME, _pytriton_root, pytriton_backend_dir
+from gsv_triton.server.locate import STUB_NAME, _pytriton_root, pytriton_backend_dir
 
 READY_TIMEOUT_S = 60.0
 SLOW_MODEL_SLEEP_S = 1.0
@@ -329,7 +329,7 @@ def test_serve_main_passes_logs_and_stops_on_ctrl_c(tmp_path: Path):
     repo = _good_repo(tmp_path)
     ports = _ports()
     code = (
-        "import sys; from pathlib import Path; from gsv_triton.serving import serve_main; "
+        "import sys; from pathlib import Path; from gsv_triton.server import serve_main; "
         f"sys.exit(serve_main(Path({str(repo)!r}), {ports['http_port']}, {ports['grpc_port']}, "
         f"{ports['metrics_port']}, address='127.0.0.1'))"
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gsv_triton.errors import InputError
-from gsv_triton.serving.models.request import (
+from gsv_triton.backend.requests import (
     BERT_DIM,
     parse_convert_request,
     parse_request,
     parse_voice_request,
 )
+from gsv_triton.errors import InputError
 
 
 def _b(value: str | bytes) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gsv_export.models.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
+from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder, demo_init_
 
 TINY = T2SConfig(embedding_dim=128, hidden_dim=128, head=4, n_layer=3)
 

@@ -1,5 +1,5 @@
-"""Triton entry point of `ssl`: the shared onnxruntime model (code in gsv_triton.serving.models.onnx_model)."""
+"""Triton entry point of `ssl`: the shared onnxruntime model (code in gsv_triton.backend.models.onnx_model)."""
 
-from gsv_triton.serving.models.onnx_model import TritonPythonModel
+from gsv_triton.backend.models.onnx_model import TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

@@ -1,1 +1,0 @@
-"""Our own PyTorch implementations of the GPT-SoVITS networks (inference paths only)."""

@@ -1,0 +1,90 @@
+"""OpenAI-compatible speech: ``POST /v1/audio/speech`` and ``GET /v1/models``.
+
+OpenAI client libraries work with only their base URL changed (``base_url="http://host:8080/v1"``). ``voice``
+is a stored voice of the voice library (its id, its name, or OpenAI's ``{"id": ...}`` object): GPT-SoVITS
+clones a reference, it has no built-in voices. As in OpenAI's API the default format is mp3 and ``pcm`` is
+24 kHz 16-bit little-endian. ``input`` is read as ``language`` (an extension, default ``auto``: api.py's
+per-segment language detection).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from gsv_triton.audio.formats import MEDIA_TYPES, check_output
+from gsv_triton.errors import InputError, renamed
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
+
+from ..dependencies import get_service, get_voices
+from ..errors import request_id_of
+from ..models import ErrorResponse, ModelCard, ModelList, SpeechRequest, SpeechVoice
+from ..service import VoiceCloneService, audio_headers, encode_result
+from ..validation import CloneFields
+from ..voices import ID_PREFIX, Voice, VoiceNotFound, VoiceStore, load_voice
+
+router = APIRouter(tags=["OpenAI-compatible"])
+
+# Every name maps to the same Triton pipeline; OpenAI's own names are accepted so existing code runs unchanged.
+MODEL_IDS = ("gpt-sovits", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+OPENAI_DEFAULT_FORMAT = "mp3"
+OPENAI_PCM_RATE = 24_000
+# voice_clone's input names -> this request's field names.
+OPENAI_FIELDS = {"text": "input", "text_language": "language"}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500, 503, 504)}
+SPEECH_RESPONSES = {
+    200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"},
+    **ERRORS,
+}
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models() -> ModelList:
+    """The model ids ``/v1/audio/speech`` accepts (all the same GPT-SoVITS pipeline)."""
+    return ModelList(data=[ModelCard(id=m) for m in MODEL_IDS])
+
+
+async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
+    """A voice by id, or by its (unique) name."""
+    key = voice.id if isinstance(voice, SpeechVoice) else voice
+    if key.startswith(ID_PREFIX):
+        return await load_voice(store, key, "voice")
+    matches = [v for v in await run_in_threadpool(store.list) if v.name == key]
+    if len(matches) != 1:
+        why = (
+            "no stored voice has this id or name"
+            if not matches
+            else f"{len(matches)} voices have this name; use the id"
+        )
+        raise VoiceNotFound(f"voice: {key!r}: {why} (create one with POST /v1/voices)", "voice")
+    return await load_voice(store, matches[0].id, "voice")
+
+
+@router.post("/v1/audio/speech", response_class=Response, responses=SPEECH_RESPONSES)
+async def speech(
+    request: Request,
+    body: SpeechRequest,
+    service: Annotated[VoiceCloneService, Depends(get_service)],
+    voices: Annotated[VoiceStore, Depends(get_voices)],
+) -> Response:
+    """OpenAI's text-to-speech request, answered with the audio bytes."""
+    if body.model not in MODEL_IDS:
+        raise InputError("model", f"unknown model {body.model!r}; use one of {', '.join(MODEL_IDS)} (GET /v1/models)")
+    name = body.response_format or OPENAI_DEFAULT_FORMAT
+    rate = body.sample_rate
+    if rate is None and name.strip().lower() == "pcm":
+        rate = OPENAI_PCM_RATE
+    fmt, _ = check_output(name, rate, OUTPUT_SAMPLE_RATE)
+    voice = await _voice(voices, body.voice)
+    fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
+                         voice=voice.features)  # fmt: skip
+    try:
+        result = await service.synthesize(fields, request_id_of(request))
+    except InputError as exc:
+        raise renamed(exc, OPENAI_FIELDS) from None
+    encoded = await encode_result(result, fmt, rate)
+    headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
+    return Response(encoded.data, media_type=encoded.media_type, headers=headers)

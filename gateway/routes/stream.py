@@ -1,0 +1,85 @@
+"""``POST /v1/voice-clone/stream``: the audio of each sentence piece as soon as Triton has it.
+
+Backed by the decoupled ``voice_clone_stream`` model over one gRPC stream. The same form as
+``/v1/voice-clone``; the body is chunked: ``wav`` (default) is a WAV header whose sizes say "unknown length"
+(0xFFFFFFFF, what streaming players and FFmpeg expect) followed by 16-bit samples, ``pcm`` the bare samples.
+Chunk boundaries are the sentence pieces: every chunk is a whole piece followed by its 0.3 s of silence, so
+nothing is cross-faded and the concatenation equals ``/v1/voice-clone``'s audio for the same seed.
+
+The status line waits for the first piece: a bad input or Triton being down still gets its JSON 4xx/5xx.
+A failure after that can no longer change the status; the connection is then closed without the final chunk,
+which HTTP clients report as an incomplete body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
+
+from gsv_triton.audio.output import pcm16_bytes, pcm_wav_header
+from gsv_triton.errors import InputError
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
+
+from ..errors import request_id_of
+from ..forms import SynthesisForm, parse_form, read_form
+from ..models import ErrorResponse
+from ..service import VoiceCloneService
+from .voice_clone import clone_fields
+
+router = APIRouter(tags=["voice clone"])
+log = logging.getLogger("gsv_gateway.stream")
+
+STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
+BITS = 16
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
+RESPONSES = {
+    200: {"content": {m: {} for m in STREAM_FORMATS.values()}, "description": "chunked audio, one chunk per piece"},
+    **ERRORS,
+}
+
+
+class StreamForm(SynthesisForm):
+    """/v1/voice-clone's form; the stream is sent as it is made, so only uncompressed formats at the model's rate."""
+
+    response_format: str | SkipJsonSchema[None] = Field(None, description="wav (default) or pcm")
+    sample_rate: int | SkipJsonSchema[None] = Field(None, description="only 32000 (the model's rate)")
+
+
+@router.post(
+    "/v1/voice-clone/stream", response_class=StreamingResponse, responses=RESPONSES, openapi_extra=StreamForm.openapi()
+)
+async def voice_clone_stream(request: Request) -> StreamingResponse:
+    """/v1/voice-clone's synthesis, streamed piece by piece (see the module docstring)."""
+    form = parse_form(StreamForm, await read_form(request))
+    name = (form.response_format or "wav").strip().lower()
+    if name not in STREAM_FORMATS:
+        raise InputError("response_format", f"a stream is wav or pcm, got {form.response_format!r}")
+    if form.sample_rate is not None and form.sample_rate != OUTPUT_SAMPLE_RATE:
+        raise InputError(
+            "sample_rate", f"a stream is sent at the model's {OUTPUT_SAMPLE_RATE} Hz, got {form.sample_rate}"
+        )
+    service: VoiceCloneService = request.app.state.service
+    fields = await clone_fields(service, request.app.state.voices, form)
+    request_id = request_id_of(request)
+    pieces = service.stream(fields, request_id)
+    first = await anext(pieces)  # errors before any audio still get their status and JSON body
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield (pcm_wav_header(first.sample_rate, BITS, None) if name == "wav" else b"") + pcm16_bytes(first.audio)
+            async for piece in pieces:
+                yield pcm16_bytes(piece.audio)
+        except Exception:
+            log.exception("stream broken after its first piece", extra={"fields": {"request_id": request_id}})
+            raise  # uvicorn then closes the connection without the final chunk
+        finally:
+            await pieces.aclose()
+
+    headers = {"X-Sample-Rate": str(first.sample_rate), "X-Seed": str(first.seed), "X-Pieces": str(first.pieces),
+               "Cache-Control": "no-store"}  # fmt: skip
+    return StreamingResponse(body(), media_type=STREAM_FORMATS[name], headers=headers)

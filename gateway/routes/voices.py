@@ -1,0 +1,63 @@
+"""The voice library: ``POST /v1/voices`` (encode a reference once, through Triton's ``voice_encode``),
+``GET /v1/voices``, ``GET /v1/voices/{voice_id}``, ``DELETE /v1/voices/{voice_id}``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic.json_schema import SkipJsonSchema
+from starlette.concurrency import run_in_threadpool
+
+from gsv_triton.errors import InputError
+
+from ..dependencies import get_service, get_voices
+from ..errors import request_id_of
+from ..models import ErrorResponse, VoiceList, VoiceResponse
+from ..service import VoiceCloneService
+from ..voices import VoiceStore, check_voice_id
+
+router = APIRouter(tags=["voice library"])
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
+
+
+@router.post("/v1/voices", response_model=VoiceResponse, status_code=201, responses=ERRORS)
+async def create_voice(
+    request: Request,
+    audio: Annotated[UploadFile, File(description="reference audio file, 3-10 s (wav, flac, ogg, mp3)")],
+    prompt_text: Annotated[str, Form(min_length=1, description="transcript of the reference audio")],
+    prompt_language: Annotated[str, Form(min_length=1, description="language of the transcript", examples=["zh"])],
+    service: Annotated[VoiceCloneService, Depends(get_service)],
+    voices: Annotated[VoiceStore, Depends(get_voices)],
+    name: Annotated[str | SkipJsonSchema[None], Form(description="a label for people (default: the id)")] = None,
+) -> VoiceResponse:
+    """Encode a reference clip once (prompt phones + BERT, prompt codes, ge) and store it; 201 with its id."""
+    limit = service.limits.max_upload_bytes
+    if audio.size is not None and audio.size > limit:
+        raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
+    data = await audio.read()
+    features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request))
+    seconds = float(features.pop("reference_seconds")[0])
+    info = await run_in_threadpool(voices.create, name, prompt_text, prompt_language, data, seconds, features)
+    return VoiceResponse(**asdict(info))
+
+
+@router.get("/v1/voices", response_model=VoiceList)
+async def list_voices(voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceList:
+    """Every stored voice, oldest first."""
+    return VoiceList(voices=[VoiceResponse(**asdict(v)) for v in await run_in_threadpool(voices.list)])
+
+
+@router.get("/v1/voices/{voice_id}", response_model=VoiceResponse, responses={404: {"model": ErrorResponse}})
+async def get_voice(voice_id: str, voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceResponse:
+    check_voice_id(voice_id)
+    return VoiceResponse(**asdict(await run_in_threadpool(voices.info, voice_id)))
+
+
+@router.delete("/v1/voices/{voice_id}", response_model=VoiceResponse, responses={404: {"model": ErrorResponse}})
+async def delete_voice(voice_id: str, voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceResponse:
+    """Delete a stored voice; answers what was deleted."""
+    check_voice_id(voice_id)
+    return VoiceResponse(**asdict(await run_in_threadpool(voices.delete, voice_id)))

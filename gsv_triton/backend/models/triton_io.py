@@ -1,0 +1,110 @@
+"""Small helpers around ``triton_python_backend_utils`` shared by our Python-backend models.
+
+Import this module only inside Triton's Python stub (``triton_python_backend_utils`` exists nowhere else).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from gsv_triton.errors import InputError
+from gsv_triton.settings import Limits
+
+if TYPE_CHECKING:
+    from gsv_triton.backend.pipeline import VoiceClonePipeline
+
+
+class BlsError(RuntimeError):
+    """A BLS call to another model failed; the message names the model."""
+
+
+def request_inputs(request, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """``{name: array}`` for the inputs of ``names`` present in ``request`` (optional ones may be absent)."""
+    out = {}
+    for name in names:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        if tensor is not None:
+            out[name] = tensor.as_numpy()
+    return out
+
+
+def error_response(message: str, invalid_input: bool = False):
+    """A response that carries only an error: the batch goes on, the server keeps serving.
+
+    ``invalid_input`` marks the client's fault (HTTP 400 / gRPC INVALID_ARGUMENT instead of 500 / INTERNAL).
+    """
+    if invalid_input:
+        return pb_utils.InferenceResponse(
+            output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+        )
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+
+
+def response(outputs: Mapping[str, np.ndarray]):
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in outputs.items()])
+
+
+def guarded(model_name: str, logger, func, *args):
+    """``func(*args)`` as a response: InputError -> its message; anything else -> logged, generic message."""
+    try:
+        return func(*args)
+    except InputError as exc:
+        return error_response(str(exc), invalid_input=True)
+    except BlsError as exc:
+        return error_response(f"{model_name}: {exc}")
+    except Exception as exc:  # one bad request must never take the instance (or its batch) down
+        logger.log_error(f"{model_name}: {traceback.format_exc()}")
+        return error_response(f"{model_name}: internal error: {type(exc).__name__}: {exc}")
+
+
+class BlsBackend:
+    """:class:`~gsv_triton.backend.pipeline.Backend` over BLS: each call is an InferenceRequest to the
+    named model of the same server."""
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        request = pb_utils.InferenceRequest(
+            model_name=model,
+            requested_output_names=list(outputs),
+            inputs=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in inputs.items()],
+        )
+        result = request.exec()
+        if result.has_error():
+            raise BlsError(f"{model} failed: {result.error().message()}")
+        return {name: pb_utils.get_output_tensor_by_name(result, name).as_numpy() for name in outputs}
+
+
+def bls_pipeline(
+    args: dict, params: Mapping[str, str], limits: Limits, *, reference_cache: bool = True, prompt_cache: bool = True
+) -> VoiceClonePipeline:
+    """The orchestration of a BLS model (voice_clone and its siblings) over the networks beside it, warmed up.
+
+    Cache sizes come from the config parameters ``reference_cache_size`` / ``prompt_cache_size`` (0 where the
+    model keeps no such cache); ``warmup_languages`` (comma-separated) runs the text frontend once per language
+    at load time, so no request pays the dictionary loading.
+    """
+    # Imported here: the network models use this module too, and need not load the text and audio frontends.
+    from gsv_triton.backend.pipeline import (
+        PROMPT_CACHE_SIZE,
+        REFERENCE_CACHE_SIZE,
+        WARMUP_LANGUAGES,
+        VoiceClonePipeline,
+    )
+
+    # args["model_repository"] is this model's folder; the exported networks are its siblings.
+    repo = Path(args["model_repository"]).resolve().parent
+    pipeline = VoiceClonePipeline.from_repository(
+        BlsBackend(),
+        repo,
+        limits,
+        reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)) if reference_cache else 0,
+        prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)) if prompt_cache else 0,
+    )
+    languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
+    pipeline.warm_up([x for x in languages if x])
+    return pipeline

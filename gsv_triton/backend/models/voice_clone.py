@@ -1,0 +1,63 @@
+"""The public ``voice_clone`` model: a BLS orchestrator over bert, ssl, vq_encode, ref_encoder, t2s, sovits_decode.
+
+Why BLS and not an ensemble: the number of sentence pieces varies per request, BERT runs only for zh segments,
+references are cached, and decoding loops over pieces; an ensemble is a fixed DAG of one call per step.
+The orchestration itself is :class:`~gsv_triton.backend.pipeline.VoiceClonePipeline`; this module only
+moves tensors in and out and turns errors into per-request Triton errors.
+
+Config parameters: ``default_cut_punc`` (api.py's ``-cp``, default empty: split at newlines only),
+``reference_cache_size``, ``prompt_cache_size``, ``warmup_languages`` (comma-separated; the text frontend runs
+once per language at load time so no request pays the dictionary loading). Limits come from ``GSV_*`` environment variables
+(``gsv_triton.settings.limits_from_env``) of the server process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from gsv_triton.backend.ort_session import model_parameters
+from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
+from gsv_triton.settings import limits_from_env
+
+from .triton_io import bls_pipeline, guarded, request_inputs, response
+
+INPUTS = (
+    "text", "text_language", "prompt_text", "prompt_language", "reference_audio",
+    "top_k", "top_p", "temperature", "speed", "seed", "cut_punc",
+    "repetition_penalty", "max_new_tokens", "ignore_eos",
+    "prompt_phone_ids", "prompt_bert", "prompt_codes", "ge",
+)  # fmt: skip
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(args["model_config"])
+        self.limits = limits_from_env()
+        self.default_cut_punc = params.get("default_cut_punc", "")
+        self.pipeline = bls_pipeline(args, params, self.limits)
+        self.logger = pb_utils.Logger
+
+    def execute(self, requests: list) -> list:
+        return [guarded("voice_clone", self.logger, self._run, r) for r in requests]
+
+    def _parse(self, request) -> VoiceCloneRequest:
+        """The request's validated inputs (shared with ``voice_clone_stream``, which subclasses this model)."""
+        return parse_request(
+            request_inputs(request, INPUTS),
+            self.pipeline.config.symbol_version,
+            self.limits,
+            self.default_cut_punc,
+        )
+
+    def _run(self, request):
+        result = self.pipeline.synthesize(self._parse(request))
+        return response(
+            {
+                "audio": result.audio.astype(np.float32),
+                "sample_rate": np.array([result.sample_rate], dtype=np.int32),
+                "segment_tokens": result.segment_tokens.astype(np.int32),
+                "semantic_tokens": result.tokens,
+                "used_seed": np.array([result.seed], dtype=np.uint64).view(np.int64),
+            }
+        )

@@ -1,0 +1,45 @@
+"""The ``voice_encode`` model: the reference side of a voice (prompt phones + BERT, prompt codes, ge), once.
+
+The gateway's voice library stores these outputs and sends them back to ``voice_clone`` as its optional
+``prompt_phone_ids``/``prompt_bert``/``prompt_codes``/``ge`` inputs, which skip the prompt's text frontend,
+``ssl``, ``vq_encode`` and ``ref_encoder``. The work is :meth:`VoiceClonePipeline.encode_voice`, the same code
+``voice_clone`` runs for an uploaded clip, so both paths give the same audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from gsv_triton.backend.ort_session import model_parameters
+from gsv_triton.backend.requests import parse_voice_request
+from gsv_triton.settings import limits_from_env
+
+from .triton_io import bls_pipeline, guarded, request_inputs, response
+
+INPUTS = ("reference_audio", "prompt_text", "prompt_language")
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(args["model_config"])
+        self.limits = limits_from_env()
+        # No caches: every voice is encoded once, and voice_clone keeps its own.
+        self.pipeline = bls_pipeline(args, params, self.limits, reference_cache=False, prompt_cache=False)
+        self.logger = pb_utils.Logger
+
+    def execute(self, requests: list) -> list:
+        return [guarded("voice_encode", self.logger, self._run, r) for r in requests]
+
+    def _run(self, request):
+        parsed = parse_voice_request(request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits)
+        prompt, reference = self.pipeline.encode_voice(parsed)
+        return response(
+            {
+                "prompt_phone_ids": prompt.phone_ids.astype(np.int64),
+                "prompt_bert": prompt.bert.astype(np.float32),
+                "prompt_codes": reference.prompt_codes.astype(np.int64),
+                "ge": reference.ge.astype(np.float32).ravel(),
+                "reference_seconds": np.array([reference.seconds], dtype=np.float32),
+            }
+        )

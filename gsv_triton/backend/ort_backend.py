@@ -1,0 +1,59 @@
+"""The networks of an exported repository run in-process with onnxruntime (no Triton): tests and benchmarks
+drive :class:`~gsv_triton.backend.pipeline.VoiceClonePipeline` over it with the same results as through Triton."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gsv_triton.backend.ort_session import create_session
+from gsv_triton.backend.t2s.batch import run_t2s
+from gsv_triton.backend.t2s.loop import T2SRunner
+
+_THREADS_PARAMETER = re.compile(r'key:\s*"intra_op_threads",?\s*value:\s*\{\s*string_value:\s*"(\d+)"')
+
+
+def configured_threads(config_path: Path) -> int:
+    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent)."""
+    try:
+        match = _THREADS_PARAMETER.search(Path(config_path).read_text("utf-8"))
+    except OSError:
+        return 1
+    return int(match.group(1)) if match else 1
+
+
+class OrtBackend:
+    """The networks of an exported repository run in-process with onnxruntime (no Triton)."""
+
+    FILES = {
+        "ssl": "ssl/1/ssl.onnx",
+        "bert": "bert/1/bert.onnx",
+        "vq_encode": "vq_encode/1/vq_encode.onnx",
+        "ref_encoder": "ref_encoder/1/ref_encoder.onnx",
+        "sovits_decode": "sovits_decode/1/sovits_decode.onnx",
+    }
+
+    def __init__(self, repo: Path, intra_op_threads: int | None = None) -> None:
+        """``intra_op_threads`` None: each network gets the thread count of its ``config.pbtxt`` (1 without
+        one), so results match the Triton models bit for bit (some kernels split work by thread count)."""
+        repo = Path(repo)
+
+        def threads(model: str) -> int:
+            return intra_op_threads or configured_threads(repo / model / "config.pbtxt")
+
+        self.sessions = {name: create_session(repo / f, threads(name)) for name, f in self.FILES.items()}
+        self.t2s = T2SRunner(
+            create_session(repo / "t2s/1/t2s_prefill.onnx", threads("t2s")),
+            create_session(repo / "t2s/1/t2s_step.onnx", threads("t2s")),
+        )
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        if model == "t2s":
+            return run_t2s(self.t2s, inputs)
+        session = self.sessions[model]
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
+        return {n: v for n, v in zip(names, values, strict=True) if n in outputs}

@@ -1,0 +1,383 @@
+"""The voice-cloning orchestration (api.py's request flow, spec 0 and 5.1) over named network calls.
+
+The networks are reached through a :class:`Backend`: inside Triton that is BLS (``voice_clone``), in-process it
+is plain onnxruntime sessions (:class:`OrtBackend`; tests and benchmarks). The steps:
+
+1. split the target text (api.py's ``cut_punc`` rule); text frontend per piece and for the prompt text;
+2. BERT for every zh language segment of all of them in ONE batched call (zeros for other languages);
+3. reference audio -> ``ssl`` -> ``vq_encode`` (prompt codes) and spectrogram -> ``ref_encoder`` (ge), both
+   cached per reference (key: SHA-256 of the uploaded bytes);
+4. ``t2s`` ONCE for all pieces as a batch, each row = prompt phones+BERT followed by the piece's;
+5. ``sovits_decode`` per piece (target phones only) with host noise drawn from the request seed;
+6. peak-normalise each piece, 0.3 s of silence after each, concatenate.
+
+Randomness comes only from the request seed (:func:`derive_seed` streams per row), and no state but the
+caches (pure functions of their keys) survives a request, so the same request always gives the same audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
+from gsv_triton.backend.cache import LruCache
+from gsv_triton.backend.t2s.loop import BERT_DIM
+from gsv_triton.errors import InputError, renamed
+from gsv_triton.manifest import Manifest
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
+from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
+
+from .requests import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
+
+BERT_VOCAB = Path("bert") / "1" / "vocab.txt"
+CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz latent frames (SoVITS); at speed 1 frames = 2T exactly
+# BERT rows per call; equal to max_batch_size of model_repository/bert/config.pbtxt.
+BERT_MAX_BATCH = 8
+BERT_MAX_TOKENS = 512  # position table of chinese-roberta-wwm-ext-large ([CLS] + 510 characters + [SEP])
+# Pieces per t2s call: its KV cache is [2, layers, text + prompt + max_new_tokens, rows, hidden] floats
+# (about 160 MB per row at full size), so a long text runs in several calls.
+T2S_MAX_ROWS = 8
+REFERENCE_CACHE_SIZE = 16
+PROMPT_CACHE_SIZE = 64
+# Independent random streams derived from one request seed.
+T2S_STREAM = 0
+NOISE_STREAM = 1
+WARMUP_TEXTS = {"zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。"}  # ja/ko have no G2P here
+WARMUP_LANGUAGES = ("zh", "en")
+
+
+class Backend(Protocol):
+    """Runs one named network: ``infer("ssl", {"wav16k": x}, ["ssl"]) -> {"ssl": y}``."""
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs to know about the exported networks (from ``gsv_manifest.json``)."""
+
+    symbol_version: str = "v2"
+    inter_channels: int = 192
+    sample_rate: int = OUTPUT_SAMPLE_RATE
+    noise_scale: float = SamplingDefaults.noise_scale
+
+    @classmethod
+    def from_manifest(cls, repo: Path) -> PipelineConfig:
+        manifest = Manifest.read(repo)
+        return cls(manifest.symbol_version, manifest.sovits.inter_channels, manifest.sampling_rate)
+
+
+@dataclass(frozen=True)
+class TextRow:
+    """One text as the GPT sees it: phone ids and the matching BERT features."""
+
+    phone_ids: np.ndarray  # int64 [P]
+    bert: np.ndarray  # float32 [1024, P]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What one reference clip contributes: prompt semantic codes and the timbre vector."""
+
+    prompt_codes: np.ndarray  # int64 [Ty]
+    ge: np.ndarray  # float32 [1, gin, 1]
+    seconds: float | None = None  # duration of the decoded clip (None for a stored voice's features)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    audio: np.ndarray  # float32 [N] in [-1, 1]
+    sample_rate: int
+    segment_tokens: np.ndarray  # int32 [pieces]: semantic tokens generated per piece
+    tokens: np.ndarray  # int32 [sum of segment_tokens]: the pieces' semantic tokens, concatenated
+    seed: int
+
+
+def derive_seed(seed: int, stream: int, index: int) -> int:
+    """A 63-bit seed for one row of one random stream, independent of every other (stream, index)."""
+    state = np.random.SeedSequence([int(seed) & ((1 << 64) - 1), stream, index]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def frames_for_speed(n_codes: int, speed: float) -> int:
+    """Latent frames for ``n_codes`` codes at ``speed``: 2T at exactly 1.0, else int(2T / speed) + 1 (upstream;
+    the same rule as ``gsv_triton.networks.sovits.frames_for_speed``, restated here to keep serving torch-free)."""
+    frames = CODE_UPSAMPLE * n_codes
+    return frames if speed == 1.0 else int(frames / speed) + 1
+
+
+def pad_rows(rows: Sequence[Sequence[int] | np.ndarray], value: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad int sequences into [B, Lmax] int64; returns (matrix, lengths)."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    out = np.full((len(rows), int(lengths.max(initial=0))), value, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out, lengths
+
+
+def expand_bert(hidden: np.ndarray, segment: Segment) -> np.ndarray:
+    """BERT rows of one zh segment -> [1024, n_phones]: drop [CLS] (and [SEP]/padding), repeat row i
+    ``word2ph[i]`` times (spec 2.4)."""
+    word2ph = np.asarray(segment.word2ph, dtype=np.int64)
+    if len(word2ph) != len(segment.norm_text) or int(word2ph.sum()) != len(segment.phones):
+        raise RuntimeError(f"word2ph does not match the text {segment.norm_text!r}")
+    rows = hidden[1 : 1 + len(word2ph)]
+    return np.ascontiguousarray(np.repeat(rows, word2ph, axis=0).T, dtype=np.float32)
+
+
+class VoiceClonePipeline:
+    """api.py's synthesis over a :class:`Backend`; one instance serves requests one after another."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        vocab: Mapping[str, int],
+        config: PipelineConfig,
+        limits: Limits | None = None,
+        reference_cache_size: int = REFERENCE_CACHE_SIZE,
+        prompt_cache_size: int = PROMPT_CACHE_SIZE,
+    ) -> None:
+        self.backend = backend
+        self.vocab = vocab
+        self.config = config
+        self.limits = limits or Limits()
+        self.references = LruCache(reference_cache_size)
+        self.prompts = LruCache(prompt_cache_size)
+
+    @classmethod
+    def from_repository(cls, backend: Backend, repo: Path, limits: Limits | None = None, **kwargs) -> VoiceClonePipeline:
+        """Configured from an exported repository (manifest + the BERT vocabulary next to bert.onnx)."""
+        return cls(backend, load_vocab(Path(repo) / BERT_VOCAB), PipelineConfig.from_manifest(repo), limits, **kwargs)
+
+    def warm_up(self, languages: Sequence[str] = WARMUP_LANGUAGES) -> None:
+        """Run the text frontend once per language: the first zh/en/yue call loads dictionaries and models for
+        seconds, which would otherwise land on the first request of each instance."""
+        for language in languages:
+            text = WARMUP_TEXTS.get(language)
+            if text:
+                get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
+
+    # -- the whole request ---------------------------------------------------------------------------
+    def synthesize(self, request: VoiceCloneRequest) -> Synthesis:
+        pieces = self.split(request)
+        prompt, rows = self.text_rows(request, pieces)
+        reference = self.request_reference(request)
+        tokens = self.generate(prompt, rows, reference, request)
+        audio = self.decode(rows, tokens, reference, request)
+        return Synthesis(
+            audio=join_segments(audio, sample_rate=self.config.sample_rate),
+            sample_rate=self.config.sample_rate,
+            segment_tokens=np.array([len(t) for t in tokens], dtype=np.int32),
+            tokens=np.concatenate([np.zeros(0, np.int32), *tokens]).astype(np.int32),
+            seed=request.seed,
+        )
+
+    # -- 1 + 2: text ---------------------------------------------------------------------------------
+    def split(self, request: VoiceCloneRequest) -> list[str]:
+        """The target pieces (api.py ``cut_text`` with the request's ``cut_punc``)."""
+        return split_sentences(request.text.strip("\n"), cut_punc=request.cut_punc, language=request.text_language)
+
+    def text_rows(self, request: VoiceCloneRequest, pieces: Sequence[str]) -> tuple[TextRow, list[TextRow]]:
+        """(prompt row, one row per piece) with BERT features, all zh segments in one BERT batch."""
+        prompt_key = (request.prompt_text, request.prompt_language)
+        if request.prompt_phone_ids is not None and request.prompt_bert is not None:
+            prompt = TextRow(request.prompt_phone_ids, request.prompt_bert)  # a stored voice
+        else:
+            prompt = self.prompts.get(prompt_key)
+        texts = [(p, request.text_language, "text") for p in pieces]
+        if prompt is None:
+            texts.insert(0, (request.prompt_text, request.prompt_language, "prompt_text"))
+        features = []
+        for text, language, field in texts:
+            names = {"text": field, "language": "prompt_language" if field == "prompt_text" else "text_language"}
+            try:
+                feats = get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
+            except InputError as exc:
+                raise renamed(exc, names) from None
+            if any(s.needs_bert and len(s.bert_token_ids) > BERT_MAX_TOKENS for s in feats.segments):
+                raise InputError(
+                    field,
+                    f"a sentence has more than {BERT_MAX_TOKENS - 2} characters; split it with punctuation (cut_punc)",
+                )
+            features.append(feats)
+        zh = [seg for f in features for seg in f.segments if seg.needs_bert]
+        bert = self._bert(zh)
+        rows = []
+        for f in features:
+            parts = [bert[id(s)] if s.needs_bert else np.zeros((BERT_DIM, len(s.phones)), np.float32)
+                     for s in f.segments]
+            rows.append(TextRow(np.asarray(f.phone_ids, dtype=np.int64), np.concatenate(parts, axis=1)))
+        if prompt is None:
+            prompt = rows.pop(0)
+            self.prompts.put(prompt_key, prompt)
+        return prompt, rows
+
+    def _bert(self, segments: Sequence[Segment]) -> dict[int, np.ndarray]:
+        """{id(segment): [1024, n_phones]} for zh segments, in batches of at most BERT_MAX_BATCH rows."""
+        out: dict[int, np.ndarray] = {}
+        for start in range(0, len(segments), BERT_MAX_BATCH):
+            chunk = segments[start : start + BERT_MAX_BATCH]
+            ids, lengths = pad_rows([s.bert_token_ids for s in chunk])
+            mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
+            hidden = self.backend.infer(
+                "bert",
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+                ["hidden"],
+            )["hidden"]
+            for seg, h in zip(chunk, hidden, strict=True):
+                out[id(seg)] = expand_bert(h, seg)
+        return out
+
+    # -- 3: reference --------------------------------------------------------------------------------
+    def request_reference(self, request: VoiceCloneRequest) -> Reference:
+        """The request's stored-voice features when it carries them, else those of its reference clip."""
+        if request.prompt_codes is not None and request.ge is not None:
+            return Reference(prompt_codes=request.prompt_codes, ge=request.ge.reshape(1, -1, 1))
+        return self.reference(request.reference_audio)
+
+    def encode_voice(self, request: VoiceEncodeRequest) -> tuple[TextRow, Reference]:
+        """The reference side of a voice, computed once for a voice library: (prompt row, reference).
+
+        The same calls and caches as :meth:`synthesize`, so a request that sends these features back gives
+        exactly the audio of the same request with the clip and transcript."""
+        text_only = VoiceCloneRequest(
+            text="", text_language=request.prompt_language, prompt_text=request.prompt_text,
+            prompt_language=request.prompt_language, reference_audio=b"",
+        )  # fmt: skip
+        prompt, _ = self.text_rows(text_only, [])
+        return prompt, self.reference(request.reference_audio)
+
+    def reference(self, audio: bytes) -> Reference:
+        """Prompt codes and ge of a reference clip (cached by content)."""
+        key = hashlib.sha256(audio).hexdigest()
+        cached = self.references.get(key)
+        if cached is not None:
+            return cached
+        try:
+            prepared = prepare_reference(audio, self.limits)
+        except InputError as exc:
+            raise renamed(exc, {"audio": "reference_audio"}) from None
+        ssl = self.backend.infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"])["ssl"]
+        codes = self.backend.infer("vq_encode", {"ssl": ssl}, ["codes"])["codes"]
+        ge = self.backend.infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"])["ge"]
+        reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32),
+                              seconds=prepared.duration_seconds)  # fmt: skip
+        if reference.prompt_codes.size == 0:
+            raise InputError("reference_audio", "is too short to give any prompt token")
+        self.references.put(key, reference)
+        return reference
+
+    # -- voice conversion ----------------------------------------------------------------------------
+    def convert(self, request: VoiceConvertRequest) -> np.ndarray:
+        """The source clip's content in the target's voice: the source's own semantic codes (ssl ->
+        vq_encode, instead of the GPT's) decoded by SoVITS with the transcript's phones and the target's ge.
+
+        The source goes through the reference path (its rules, 3-10 s, and its cache); only its codes are used.
+        """
+        try:
+            source = self.reference(request.source_audio)
+        except InputError as exc:
+            raise renamed(exc, {"reference_audio": "source_audio"}) from None
+        if request.ge is not None:
+            target_ge = request.ge.reshape(1, -1, 1)
+        else:
+            target_ge = self.reference(request.reference_audio).ge
+        try:
+            feats = get_phones_and_bert_inputs(request.text, request.text_language, self.config.symbol_version,
+                                               None, self.limits)  # fmt: skip
+        except InputError as exc:
+            raise renamed(exc, {"language": "text_language"}) from None
+        row = TextRow(np.asarray(feats.phone_ids, dtype=np.int64), np.zeros((BERT_DIM, 0), np.float32))
+        clone = VoiceCloneRequest(text=request.text, text_language=request.text_language, prompt_text="",
+                                  prompt_language="", reference_audio=b"", speed=request.speed, seed=request.seed)  # fmt: skip
+        target = Reference(prompt_codes=source.prompt_codes, ge=target_ge)
+        return normalize_segment(self.decode_piece(row, source.prompt_codes, target, clone, 0))
+
+    # -- 4: semantic tokens --------------------------------------------------------------------------
+    def t2s_inputs(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
+                   request: VoiceCloneRequest, first: int = 0) -> dict[str, np.ndarray]:
+        """The ``t2s`` input tensors for ``rows``, pieces ``first``, ``first + 1``, ... of the request (the
+        piece index picks the row's random stream, so chunking never changes a piece's tokens)."""
+        phones, lengths = pad_rows([np.concatenate([prompt.phone_ids, r.phone_ids]) for r in rows])
+        bert = np.zeros((len(rows), BERT_DIM, phones.shape[1]), dtype=np.float32)
+        for i, row in enumerate(rows):
+            bert[i, :, : lengths[i]] = np.concatenate([prompt.bert, row.bert], axis=1)
+        seeds = [derive_seed(request.seed, T2S_STREAM, first + i) for i in range(len(rows))]
+        return {
+            "phone_ids": phones,
+            "phone_lengths": lengths,
+            "bert": bert,
+            "prompt_codes": reference.prompt_codes[None, :],
+            "top_k": np.array([request.top_k], dtype=np.int32),
+            "top_p": np.array([request.top_p], dtype=np.float32),
+            "temperature": np.array([request.temperature], dtype=np.float32),
+            "repetition_penalty": np.array([request.repetition_penalty], dtype=np.float32),
+            "seed": np.array(seeds, dtype=np.int64),
+            "max_new_tokens": np.array([request.max_new_tokens], dtype=np.int32),
+            "ignore_eos": np.array([request.ignore_eos], dtype=bool),
+        }
+
+    def generate(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
+                 request: VoiceCloneRequest, first: int = 0) -> list[np.ndarray]:
+        """Semantic tokens per piece: the pieces run as one ``t2s`` batch (in chunks of ``T2S_MAX_ROWS``);
+        ``rows`` are pieces ``first``, ``first + 1``, ... of the request (see :meth:`t2s_inputs`)."""
+        tokens: list[np.ndarray] = []
+        for start in range(0, len(rows), T2S_MAX_ROWS):
+            chunk = rows[start : start + T2S_MAX_ROWS]
+            inputs = self.t2s_inputs(prompt, chunk, reference, request, first=first + start)
+            result = self.backend.infer("t2s", inputs, ["tokens", "lengths"])
+            tokens += [np.asarray(t[:n], dtype=np.int64) for t, n in zip(result["tokens"], result["lengths"], strict=True)]
+        return tokens
+
+    # -- 5: audio ------------------------------------------------------------------------------------
+    def decode_inputs(self, row: TextRow, tokens: np.ndarray, reference: Reference, request: VoiceCloneRequest,
+                      index: int) -> dict[str, np.ndarray]:
+        """``sovits_decode`` inputs of piece ``index``: only the piece's phones, noise from its own stream."""
+        frames = frames_for_speed(len(tokens), request.speed)
+        rng = np.random.default_rng(derive_seed(request.seed, NOISE_STREAM, index))
+        return {
+            "codes": tokens[None, :].astype(np.int64),
+            "phone_ids": row.phone_ids[None, :],
+            "ge": reference.ge,
+            "noise": rng.standard_normal((1, self.config.inter_channels, frames), dtype=np.float32),
+            "noise_scale": np.array([self.config.noise_scale], dtype=np.float32),
+        }
+
+    def decode(self, rows: Sequence[TextRow], tokens: Sequence[np.ndarray], reference: Reference,
+               request: VoiceCloneRequest) -> list[np.ndarray]:
+        """Audio per piece; a piece without tokens contributes no samples (its silence stays)."""
+        return [self.decode_piece(row, toks, reference, request, i)
+                for i, (row, toks) in enumerate(zip(rows, tokens, strict=True))]  # fmt: skip
+
+    def decode_piece(self, row: TextRow, tokens: np.ndarray, reference: Reference, request: VoiceCloneRequest,
+                     index: int) -> np.ndarray:
+        """Audio of piece ``index`` (no samples for a piece without tokens)."""
+        if len(tokens) == 0:
+            return np.zeros(0, dtype=np.float32)
+        out = self.backend.infer("sovits_decode", self.decode_inputs(row, tokens, reference, request, index), ["audio"])
+        return np.ravel(out["audio"]).astype(np.float32, copy=False)
+
+    # -- streaming -----------------------------------------------------------------------------------
+    def synthesize_pieces(self, request: VoiceCloneRequest, pieces: Sequence[str] | None = None) -> Iterator[np.ndarray]:
+        """The audio of each sentence piece as soon as it exists: the piece normalised, then its 0.3 s of
+        silence, exactly the part :meth:`synthesize` joins for it. Each piece runs ``t2s`` alone with the
+        random stream of its index; ``t2s`` rows are independent, so the concatenation equals
+        :meth:`synthesize`'s audio (tests/test_stream.py checks it through Triton).
+
+        ``pieces``: the request's :meth:`split`, when the caller already has it."""
+        pieces = self.split(request) if pieces is None else pieces
+        prompt, rows = self.text_rows(request, pieces)
+        reference = self.request_reference(request)
+        for i, row in enumerate(rows):
+            (tokens,) = self.generate(prompt, [row], reference, request, first=i)
+            audio = self.decode_piece(row, tokens, reference, request, i)
+            yield join_segments([audio], sample_rate=self.config.sample_rate)
+
+
