@@ -16,7 +16,6 @@ messages read ``<input>: <rule>``), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUn
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -57,7 +56,6 @@ UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repositor
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
-_FIELD_MESSAGE = re.compile(r"\b(" + "|".join(INPUT_DATATYPES) + r"|ignore_eos|repetition_penalty): (.+)", re.S)
 
 log = logging.getLogger("gsv_gateway.triton")
 
@@ -174,14 +172,14 @@ class TritonVoiceClone:
             responses.cancel()
 
     def _stream_error(self, message: str) -> Exception:
-        """A model error sent inside the stream (no gRPC status there): field errors read ``<input>: <rule>``."""
+        """A model error sent inside the stream (no gRPC status there): field errors are :meth:`InputError.to_wire` objects."""
         from tritonclient.utils import InferenceServerException
 
         if UNKNOWN_MODEL in message:
             return self._domain_error(InferenceServerException(message, "StatusCode.NOT_FOUND"), STREAM_MODEL)
-        match = _FIELD_MESSAGE.search(message)
-        if match and not message.startswith(f"{STREAM_MODEL}:"):
-            return InputError(match.group(1), match.group(2).strip())
+        error = InputError.from_wire(message)
+        if error is not None:
+            return error
         log.error("triton stream failure", extra={"fields": {"triton_message": message}})
         return UpstreamFailure(f"{STREAM_MODEL} failed inside Triton")
 
@@ -216,10 +214,7 @@ class TritonVoiceClone:
         status = str(exc.status())
         message = exc.message() or str(exc)
         if status == "StatusCode.INVALID_ARGUMENT":
-            match = _FIELD_MESSAGE.search(message)
-            if match:
-                return InputError(match.group(1), match.group(2).strip())
-            return InputError("request", message)
+            return InputError.from_wire(message) or InputError("request", message)
         if UNKNOWN_MODEL in message and model != self.model_name:
             return ServiceUnavailable(
                 f"the Triton repository has no {model} model (it serves this route): install it with "

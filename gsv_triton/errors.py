@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+
+WIRE_KEY = "gsv_input_error"  # the key of an InputError sent through Triton
 
 
 class GsvError(Exception):
@@ -21,6 +24,25 @@ class InputError(GsvError):
         self.field = field
         self.message = message
         self.status = status
+
+    def to_wire(self) -> str:
+        """The error as a Triton error message: a JSON object a caller reads back with :meth:`from_wire`
+        (field and status as data, never parsed out of a sentence), still readable by a person."""
+        return json.dumps({WIRE_KEY: {"field": self.field, "status": self.status, "message": self.message}},
+                          ensure_ascii=False)  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, text: str) -> InputError | None:
+        """The error a model reported with :meth:`to_wire` (None for any other message). Triton may put
+        words before it (BLS, ensembles), so the object is looked for, not expected at the start."""
+        start = text.find("{" + json.dumps(WIRE_KEY))
+        if start < 0:
+            return None
+        try:
+            body = json.JSONDecoder().raw_decode(text, start)[0][WIRE_KEY]
+            return cls(str(body["field"]), str(body["message"]), int(body["status"]))
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 def renamed(exc: InputError, names: Mapping[str, str]) -> InputError:

@@ -27,7 +27,7 @@ import numpy as np
 
 from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
 from gsv_triton.backend.cache import LruCache
-from gsv_triton.backend.t2s.loop import BERT_DIM
+from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.manifest import Manifest
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults

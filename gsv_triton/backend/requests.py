@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsv_triton.backend.t2s.loop import BERT_DIM
+from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import InputError
 from gsv_triton.settings import EOS_TOKEN, Limits, SamplingDefaults
 from gsv_triton.symbols import symbols

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gsv_triton.contract import BERT_DIM, SSL_DIM
 from gsv_triton.errors import UserError
 
-HUBERT_DIM = 768
-BERT_DIM = 1024
+HUBERT_DIM = SSL_DIM
 # hidden_states[-3]: embeddings count as entry 0, so this is the output of layer (n_layers - 2).
 BERT_LAYERS_DROPPED = 2
 # The 16 kHz front end: receptive field 400 samples, total stride 320 (spec 2.3).

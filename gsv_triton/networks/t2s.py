@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import UserError
 
-BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size; bert_proj maps it to the embedding width
 LN_EPS = 1e-5
 PE_BASE = 10000.0
 FFN_MULT = 4  # upstream hard-codes dim_feedforward = 4 * hidden_dim (config linear_units is not read)

@@ -15,7 +15,6 @@ model folder holding the torch weights, default ``t2s``), ``lanes`` (rows decode
 from __future__ import annotations
 
 import asyncio
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,11 +22,10 @@ import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.t2s.batch import run_t2s
-from gsv_triton.errors import InputError
+from gsv_triton.contract import T2S
 
 from .onnx_model import torch_placement
-from .t2s_model import INPUTS
-from .triton_io import error_response, request_inputs, response
+from .triton_io import exception_response, request_inputs, response
 
 MODEL = "t2s_engine"
 
@@ -56,15 +54,12 @@ class TritonPythonModel:
     async def _serve(self, request) -> None:
         loop = asyncio.get_running_loop()
         try:
-            inputs = request_inputs(request, INPUTS)
+            inputs = request_inputs(request, T2S.input_names)
             # run_t2s blocks until the engine has this request's tokens; other requests keep arriving meanwhile.
             outputs = await loop.run_in_executor(self.waiters, run_t2s, self.engine, inputs)
             reply = response(outputs)
-        except InputError as exc:
-            reply = error_response(str(exc), invalid_input=True)
         except Exception as exc:  # one bad request must never take the instance down
-            self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
-            reply = error_response(f"{MODEL}: internal error: {type(exc).__name__}: {exc}")
+            reply = exception_response(MODEL, self.logger, exc)
         request.get_response_sender().send(reply, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     def finalize(self) -> None:

@@ -23,15 +23,10 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.contract import T2S
 
 from .onnx_model import torch_placement, uses_torch_runtime
 from .triton_io import BlsError, error_response, guarded, request_inputs, response
-
-OUTPUTS = ("tokens", "lengths")
-INPUTS = (
-    "phone_ids", "phone_lengths", "bert", "prompt_codes", "top_k", "top_p", "temperature",
-    "repetition_penalty", "seed", "max_new_tokens", "ignore_eos",
-)  # fmt: skip
 
 
 class TritonPythonModel:
@@ -64,7 +59,7 @@ class TritonPythonModel:
     def _forward(self, request):
         """The request as it came, to ``forward_to``; its single (final) response back."""
         call = pb_utils.InferenceRequest(
-            model_name=self.forward_to, requested_output_names=list(OUTPUTS), inputs=request.inputs()
+            model_name=self.forward_to, requested_output_names=list(T2S.output_names), inputs=request.inputs()
         )
         for reply in call.exec(decoupled=True):
             if reply.has_error():
@@ -72,10 +67,10 @@ class TritonPythonModel:
                 if reply.error().code() == pb_utils.TritonError.INVALID_ARG:
                     return error_response(message, invalid_input=True)  # the field name stays first
                 raise BlsError(message)
-            tensors = [pb_utils.get_output_tensor_by_name(reply, name) for name in OUTPUTS]
+            tensors = [pb_utils.get_output_tensor_by_name(reply, name) for name in T2S.output_names]
             if all(t is not None for t in tensors):
                 return pb_utils.InferenceResponse(output_tensors=tensors)
         raise BlsError(f"{self.forward_to} sent no tokens")
 
     def _run(self, request):
-        return response(run_t2s(self.runner, request_inputs(request, INPUTS)))
+        return response(run_t2s(self.runner, request_inputs(request, T2S.input_names)))

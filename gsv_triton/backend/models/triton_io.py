@@ -50,17 +50,25 @@ def response(outputs: Mapping[str, np.ndarray]):
     return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in outputs.items()])
 
 
+def exception_response(model_name: str, logger, exc: Exception, log: bool = True):
+    """The error response of ``exc`` (call it inside the ``except`` block): an InputError travels as data
+    (:meth:`InputError.to_wire`, INVALID_ARG); anything else is logged (unless ``log`` is False) and reported
+    with a generic message."""
+    if isinstance(exc, InputError):
+        return error_response(exc.to_wire(), invalid_input=True)
+    if isinstance(exc, BlsError):
+        return error_response(f"{model_name}: {exc}")
+    if log:
+        logger.log_error(f"{model_name}: {traceback.format_exc()}")
+    return error_response(f"{model_name}: internal error: {type(exc).__name__}: {exc}")
+
+
 def guarded(model_name: str, logger, func, *args):
-    """``func(*args)`` as a response: InputError -> its message; anything else -> logged, generic message."""
+    """``func(*args)`` as a response; any exception becomes its :func:`exception_response`."""
     try:
         return func(*args)
-    except InputError as exc:
-        return error_response(str(exc), invalid_input=True)
-    except BlsError as exc:
-        return error_response(f"{model_name}: {exc}")
     except Exception as exc:  # one bad request must never take the instance (or its batch) down
-        logger.log_error(f"{model_name}: {traceback.format_exc()}")
-        return error_response(f"{model_name}: internal error: {type(exc).__name__}: {exc}")
+        return exception_response(model_name, logger, exc)
 
 
 class BlsBackend:

@@ -18,16 +18,10 @@ import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
+from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.settings import limits_from_env
 
 from .triton_io import bls_pipeline, guarded, request_inputs, response
-
-INPUTS = (
-    "text", "text_language", "prompt_text", "prompt_language", "reference_audio",
-    "top_k", "top_p", "temperature", "speed", "seed", "cut_punc",
-    "repetition_penalty", "max_new_tokens", "ignore_eos",
-    "prompt_phone_ids", "prompt_bert", "prompt_codes", "ge",
-)  # fmt: skip
 
 
 class TritonPythonModel:
@@ -44,7 +38,7 @@ class TritonPythonModel:
     def _parse(self, request) -> VoiceCloneRequest:
         """The request's validated inputs (shared with ``voice_clone_stream``, which subclasses this model)."""
         return parse_request(
-            request_inputs(request, INPUTS),
+            request_inputs(request, VOICE_CLONE.input_names),
             self.pipeline.config.symbol_version,
             self.limits,
             self.default_cut_punc,

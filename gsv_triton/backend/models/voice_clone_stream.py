@@ -8,14 +8,12 @@ frontend, BERT and the reference run once, up front, for the whole request.
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.errors import InputError
 
-from .triton_io import BlsError, error_response, response
+from .triton_io import exception_response, response
 from .voice_clone import TritonPythonModel as VoiceCloneModel
 
 MODEL = "voice_clone_stream"
@@ -36,14 +34,8 @@ class TritonPythonModel(VoiceCloneModel):
             error = None
             try:
                 self._stream(request, sender)
-            except InputError as exc:
-                error = error_response(str(exc), invalid_input=True)
-            except BlsError as exc:
-                error = error_response(f"{MODEL}: {exc}")
             except Exception as exc:  # one bad request must never take the instance down
-                if not _cancelled(request):
-                    self.logger.log_error(f"{MODEL}: {traceback.format_exc()}")
-                error = error_response(f"{MODEL}: internal error: {type(exc).__name__}: {exc}")
+                error = exception_response(MODEL, self.logger, exc, log=not _cancelled(request))
             try:
                 final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
                 if error is None:

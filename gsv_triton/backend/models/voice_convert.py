@@ -11,11 +11,10 @@ import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import parse_convert_request
+from gsv_triton.contract import VOICE_CONVERT
 from gsv_triton.settings import limits_from_env
 
 from .triton_io import bls_pipeline, guarded, request_inputs, response
-
-INPUTS = ("source_audio", "text", "text_language", "reference_audio", "ge", "speed", "seed")
 
 
 class TritonPythonModel:
@@ -30,7 +29,7 @@ class TritonPythonModel:
 
     def _run(self, request):
         parsed = parse_convert_request(
-            request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits
+            request_inputs(request, VOICE_CONVERT.input_names), self.pipeline.config.symbol_version, self.limits
         )
         audio = self.pipeline.convert(parsed)
         return response(

@@ -13,11 +13,10 @@ import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import parse_voice_request
+from gsv_triton.contract import VOICE_ENCODE
 from gsv_triton.settings import limits_from_env
 
 from .triton_io import bls_pipeline, guarded, request_inputs, response
-
-INPUTS = ("reference_audio", "prompt_text", "prompt_language")
 
 
 class TritonPythonModel:
@@ -32,7 +31,7 @@ class TritonPythonModel:
         return [guarded("voice_encode", self.logger, self._run, r) for r in requests]
 
     def _run(self, request):
-        parsed = parse_voice_request(request_inputs(request, INPUTS), self.pipeline.config.symbol_version, self.limits)
+        parsed = parse_voice_request(request_inputs(request, VOICE_ENCODE.input_names), self.pipeline.config.symbol_version, self.limits)
         prompt, reference = self.pipeline.encode_voice(parsed)
         return response(
             {

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.backend.t2s.sampling import SamplingParams, exponential_noise, sample_rows
+from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import InputError
 from gsv_triton.settings import EOS_TOKEN, SamplingDefaults
-
-BERT_DIM = 1024
 
 
 @dataclass(frozen=True)
