@@ -21,9 +21,10 @@ import torch
 from gsv_export.checkpoints import load_gpt, load_sovits
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import copy_tokenizer_files
-from gsv_export.triton_repository import TORCH_TARGET, install_triton_models
-from gsv_triton.backend.torch_networks import SOVITS_PARTS, write_network
+from gsv_export.shared_steps import check_compatible, load_synthesizer, load_t2s, report_export, write_manifest
+from gsv_export.triton_repository import MODEL_VERSION, TORCH_TARGET, install_triton_models
 from gsv_triton.networks.pretrained import load_bert, load_hubert
+from gsv_triton.networks.saved import SOVITS_PARTS, write_network
 
 
 def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, out: Path) -> dict[str, Path]:
@@ -31,15 +32,6 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
 
     Returns {network: weights path}.
     """
-    from gsv_export.build import (
-        MODEL_VERSION,
-        check_compatible,
-        load_synthesizer,
-        load_t2s,
-        report_export,
-        write_manifest,
-    )  # fmt: skip
-
     started = time.perf_counter()
     torch.set_grad_enabled(False)
     gpt_ckpt, sovits_ckpt = load_gpt(gpt), load_sovits(sovits)

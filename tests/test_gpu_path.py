@@ -23,7 +23,8 @@ from test_export_cli import export_args, run_cli
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.backend.torch_device import resolve_placement
-from gsv_triton.backend.torch_networks import NETWORK_FILE, WEIGHTS_FILE, load_network, load_t2s_runner
+from gsv_triton.backend.torch_networks import load_network, load_t2s_runner
+from gsv_triton.networks.saved import NETWORK_FILE, WEIGHTS_FILE
 
 PLAIN = ("ssl", "bert", "vq_encode", "ref_encoder", "sovits_decode")
 TORCH_MODELS = (*PLAIN, "t2s")

@@ -1,8 +1,7 @@
 """Our torch modules (``gsv_triton.networks``) as serving networks: the torch runtime of the Python-backend models.
 
-``export --target gpu-torch`` writes, into each model's version folder, ``torch_network.json`` (which network,
-its hyperparameters) and ``torch_weights.pt`` (a plain state dict, loaded with ``weights_only=True``). This
-module rebuilds the module from those two files and wraps it with the same tensor names and dtypes as the ONNX
+This module rebuilds each network from the two files ``export --target gpu-torch`` wrote into its model's
+version folder (``gsv_triton.networks.saved``), and wraps it with the same tensor names and dtypes as the ONNX
 graph of that model, behind onnxruntime's session interface (``get_inputs``, ``get_outputs``, ``run``), so the
 Triton models run either runtime through one code path.
 
@@ -13,7 +12,6 @@ weights) and ``t2s`` (the GPT, served by :class:`~gsv_triton.backend.t2s.torch_r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,26 +21,14 @@ import numpy as np
 import torch
 
 from gsv_triton.backend.torch_device import Placement
+from gsv_triton.contract import CONTRACTS
 from gsv_triton.errors import UserError
+from gsv_triton.networks.saved import SOVITS_PARTS, TORCH_PORT_NETWORKS, read_network
 
-NETWORK_FILE = "torch_network.json"
-WEIGHTS_FILE = "torch_weights.pt"
-FORMAT = 1
-# The state-dict prefixes of SynthesizerTrn each SoVITS entry point needs (the export stores only these).
-SOVITS_PARTS: dict[str, tuple[str, ...]] = {
-    "vq_encode": ("ssl_proj.", "quantizer."),
-    "ref_encoder": ("ref_enc.",),
-    "sovits_decode": ("enc_p.", "flow.", "dec.", "quantizer."),
-}
-# Input and output tensor names, as in the ONNX graphs (gsv_export.pretrained_export / sovits_export).
+# Input and output tensor names, as in the ONNX graphs and the Triton configs.
 PORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ssl": (("wav16k",), ("ssl",)),
-    "bert": (("input_ids", "attention_mask", "token_type_ids"), ("hidden",)),
-    "vq_encode": (("ssl",), ("codes",)),
-    "ref_encoder": (("spec",), ("ge",)),
-    "sovits_decode": (("codes", "phone_ids", "ge", "noise", "noise_scale"), ("audio",)),
+    name: (CONTRACTS[name].input_names, CONTRACTS[name].output_names) for name in TORCH_PORT_NETWORKS
 }
-NETWORKS = (*PORTS, "t2s")
 
 
 @dataclass(frozen=True)
@@ -50,32 +36,6 @@ class Port:
     """A tensor name, like onnxruntime's NodeArg (the serving code reads ``.name`` only)."""
 
     name: str
-
-
-def write_network(folder: Path, network: str, config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> Path:
-    """Write ``torch_network.json`` and ``torch_weights.pt`` into ``folder``; returns the weights path."""
-    if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / NETWORK_FILE).write_text(json.dumps({"format": FORMAT, "network": network, "config": config}, indent=1))
-    weights = folder / WEIGHTS_FILE
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, weights)
-    return weights
-
-
-def read_network(folder: Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    """(network, config, state dict) of a folder written by :func:`write_network`."""
-    folder = Path(folder)
-    meta_path, weights = folder / NETWORK_FILE, folder / WEIGHTS_FILE
-    if not meta_path.is_file() or not weights.is_file():
-        raise UserError(
-            f"{folder} has no {NETWORK_FILE} + {WEIGHTS_FILE}: export this repository with --target gpu-torch"
-        )
-    meta = json.loads(meta_path.read_text("utf-8"))
-    if meta.get("format") != FORMAT or meta.get("network") not in NETWORKS:
-        raise UserError(f"{meta_path}: unsupported torch network description")
-    return meta["network"], meta["config"], torch.load(weights, map_location="cpu", weights_only=True)
 
 
 class TorchNetwork:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from functools import cache, lru_cache
 
-from gsv_triton.text import en_oov
+from gsv_triton.text.en_oov import predict as predict_oov
+from gsv_triton.text.en_oov import weights_path as oov_weights_path
 
 _REMOVED = ("ae", "ai", "ar", "ios", "hud", "os")  # upstream: read letter by letter instead
 _HOT = {  # upstream engdict-hot.rep: these override the dictionary
@@ -58,7 +59,7 @@ def cmu() -> dict[str, list[str]]:
 def homographs() -> dict[str, tuple[list[str], list[str], str]]:
     """g2p_en's homograph table (read as a data file, without importing g2p_en)."""
     table: dict[str, tuple[list[str], list[str], str]] = {}
-    path = en_oov._weights_path()
+    path = oov_weights_path()
     if path is not None and (path.parent / "homographs.en").is_file():
         for line in (path.parent / "homographs.en").read_text("utf-8").splitlines():
             if line.startswith("#") or line.count("|") != 3:
@@ -119,7 +120,7 @@ def _lookup(word: str) -> tuple[str, ...]:
     parts = [p for p in word.split("-") if p] if "-" in word else _wordsegment().segment(word)
     if len(parts) > 1:
         return tuple(ph for part in parts for ph in _lookup(part))
-    predicted = en_oov.predict(word)
+    predicted = predict_oov(word)
     return tuple(predicted if predicted is not None else _spell(re.sub("[^a-z]", "", word)))
 
 

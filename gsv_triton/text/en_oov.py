@@ -25,7 +25,7 @@ _START, _END = 2, 3
 _MAX_PHONES = 20  # the decoder's step limit in g2p_en
 
 
-def _weights_path() -> Path | None:
+def weights_path() -> Path | None:
     spec = importlib.util.find_spec("g2p_en")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -35,7 +35,7 @@ def _weights_path() -> Path | None:
 
 @cache
 def _weights() -> dict[str, np.ndarray] | None:
-    path = _weights_path()
+    path = weights_path()
     if path is None:
         return None
     with np.load(path) as z:

@@ -1,0 +1,75 @@
+"""The steps every export target shares: networks built from checkpoints, the manifest and the last line."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+from gsv_export.checkpoints import GptCheckpoint, SovitsCheckpoint
+from gsv_triton.errors import UserError
+from gsv_triton.manifest import Manifest, SovitsShape
+from gsv_triton.networks.sovits import SynthesizerTrn, fold_weight_norm
+from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
+
+DEFAULT_MAX_SEC = 54  # upstream s1 config default when a GPT file carries no data.max_sec
+
+
+def load_t2s(ckpt: GptCheckpoint) -> Text2SemanticDecoder:
+    """The GPT network with the checkpoint's weights (strict, like upstream)."""
+    decoder = Text2SemanticDecoder(T2SConfig.from_checkpoint_config(ckpt.config))
+    decoder.load_state_dict(ckpt.state_dict, strict=True)
+    return decoder.eval()
+
+
+def load_synthesizer(ckpt: SovitsCheckpoint) -> SynthesizerTrn:
+    """The SoVITS network (inference parts; the posterior encoder is dropped) with folded weight norm."""
+    model = SynthesizerTrn.from_hparams(ckpt.hparams["model"], ckpt.model_version)
+    weights = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("enc_q.")}
+    model.load_state_dict(fold_weight_norm(weights), strict=True)
+    return model.eval()
+
+
+def check_compatible(gpt: GptCheckpoint, sovits: SovitsCheckpoint) -> None:
+    """A v1 GPT (512 phoneme rows) cannot read v2 phoneme ids (up to 731)."""
+    if gpt.symbol_version == "v1" and sovits.symbol_version == "v2":
+        raise UserError(
+            f"{gpt.path} is a v1 GPT (512 phoneme rows) but {sovits.path} is a v2 SoVITS model: "
+            "use the GPT file trained with that SoVITS model"
+        )
+
+
+def write_manifest(
+    out: Path,
+    target: str,
+    gpt_ckpt: GptCheckpoint,
+    sovits_ckpt: SovitsCheckpoint,
+    t2s: Text2SemanticDecoder,
+    synthesizer: SynthesizerTrn,
+    sources: tuple[Path, Path, Path, Path],
+    paths: dict[str, Path],
+    flags: dict,
+) -> None:
+    """``REPO/gsv_manifest.json``: versions, configs, sources and files of an export (every target).
+
+    ``sources`` are the gpt, sovits, hubert and bert paths; ``flags`` the target's own keys (fp16, quantize...).
+    """
+    max_sec = int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))
+    Manifest(
+        target=target,
+        flags=flags,
+        symbol_version=sovits_ckpt.symbol_version,
+        sovits_version=sovits_ckpt.model_version,
+        sampling_rate=int(sovits_ckpt.hparams["data"]["sampling_rate"]),
+        t2s=t2s.config.__dict__ | {"max_sec": max_sec},
+        sovits=SovitsShape(synthesizer.inter_channels, synthesizer.gin_channels),
+        sources=dict(zip(("gpt", "sovits", "hubert", "bert"), map(str, sources), strict=True)),
+        files={name: str(path.relative_to(out)) for name, path in paths.items()},
+    ).write(out)
+
+
+def report_export(out: Path, paths: dict[str, Path], what: str, started: float) -> None:
+    """The export's last line: what was written, how long it took, the peak memory."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"[export] wrote {len(paths)} {what} to {out} in {time.perf_counter() - started:.1f} s "
+          f"(peak RSS {peak_mb:.0f} MB)", flush=True)
