@@ -4,8 +4,8 @@ No gsv-triton import: this is all a direct Triton user needs (pip install 'trito
 
     python examples/triton_client.py --reference ref.wav --prompt-text "参考音频说的话" --text "你好，世界。"
 
-writes out_http.wav and out_grpc.wav (the same seed, so the same audio). The tensor contract is in
-model_repository/voice_clone/config.pbtxt.
+writes out_http.wav and out_grpc.wav (the same seed, so the same audio). The datatypes come from the server's
+model metadata; the whole tensor contract is gsv_triton/contract.py (and model_repository/voice_clone/config.pbtxt).
 """
 
 from __future__ import annotations
@@ -20,31 +20,28 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 
-def make_inputs(client_module, args: argparse.Namespace, reference: bytes) -> list:
-    """One InferInput per tensor; strings and the reference file are BYTES tensors of shape [1]."""
+def input_datatypes(client) -> dict[str, str]:
+    """{input: Triton datatype} as the server declares them (its model metadata): no table to keep here."""
+    as_json = {"as_json": True} if isinstance(client, grpcclient.InferenceServerClient) else {}
+    return {t["name"]: t["datatype"] for t in client.get_model_metadata("voice_clone", **as_json)["inputs"]}
 
-    def tensor(name: str, value, datatype: str):
-        if datatype == "BYTES":
-            array = np.array([value if isinstance(value, bytes) else value.encode("utf-8")], dtype=np.object_)
-        else:
-            array = np.array([value], dtype={"INT32": np.int32, "INT64": np.int64, "FP32": np.float32}[datatype])
+
+def make_inputs(client_module, datatypes: dict[str, str], args: argparse.Namespace, reference: bytes) -> list:
+    """One InferInput per tensor of shape [1]; strings and the reference file are BYTES tensors."""
+    numpy_types = {"BYTES": np.object_, "INT32": np.int32, "INT64": np.int64, "FP32": np.float32}
+    values = {
+        "text": args.text, "text_language": args.text_language, "prompt_text": args.prompt_text,
+        "prompt_language": args.prompt_language, "reference_audio": reference,
+        "top_k": 15, "top_p": 1.0, "temperature": 1.0, "speed": 1.0, "seed": args.seed, "cut_punc": "，。,.?!",
+    }  # fmt: skip
+    inputs = []
+    for name, value in values.items():
+        datatype = datatypes[name]
+        value = value.encode("utf-8") if isinstance(value, str) else value
         item = client_module.InferInput(name, [1], datatype)
-        item.set_data_from_numpy(array)
-        return item
-
-    return [
-        tensor("text", args.text, "BYTES"),
-        tensor("text_language", args.text_language, "BYTES"),
-        tensor("prompt_text", args.prompt_text, "BYTES"),
-        tensor("prompt_language", args.prompt_language, "BYTES"),
-        tensor("reference_audio", reference, "BYTES"),
-        tensor("top_k", 15, "INT32"),
-        tensor("top_p", 1.0, "FP32"),
-        tensor("temperature", 1.0, "FP32"),
-        tensor("speed", 1.0, "FP32"),
-        tensor("seed", args.seed, "INT64"),
-        tensor("cut_punc", "，。,.?!", "BYTES"),
-    ]
+        item.set_data_from_numpy(np.array([value], dtype=numpy_types[datatype]))
+        inputs.append(item)
+    return inputs
 
 
 def save(result, path: str) -> None:
@@ -75,12 +72,15 @@ def main() -> None:
     try:
         # HTTP: the client sends the request as JSON + binary tensor data.
         http = httpclient.InferenceServerClient(f"{args.host}:{args.http_port}", network_timeout=600.0)
-        save(http.infer("voice_clone", make_inputs(httpclient, args, reference)), "out_http.wav")
+        inputs = make_inputs(httpclient, input_datatypes(http), args, reference)
+        save(http.infer("voice_clone", inputs), "out_http.wav")
         # gRPC: same tensors, same model.
         grpc = grpcclient.InferenceServerClient(f"{args.host}:{args.grpc_port}")
-        save(grpc.infer("voice_clone", make_inputs(grpcclient, args, reference), client_timeout=600.0), "out_grpc.wav")
+        inputs = make_inputs(grpcclient, input_datatypes(grpc), args, reference)
+        save(grpc.infer("voice_clone", inputs, client_timeout=600.0), "out_grpc.wav")
     except InferenceServerException as exc:
-        # Bad inputs come back as errors naming the tensor, e.g. "top_p: must be in (0, 1], got 1.5".
+        # Bad inputs come back as a JSON error naming the tensor, e.g.
+        # {"gsv_input_error": {"field": "top_p", "status": 400, "message": "must be in (0, 1], got 1.5"}}
         raise SystemExit(f"voice_clone failed: {exc.message()}") from None
 
 

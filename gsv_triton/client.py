@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.errors import UserError
 
 MODEL_NAME = "voice_clone"
@@ -28,18 +29,9 @@ PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 # A long text on a CPU host takes a while; the HTTP client's own default (60 s) is too short.
 DEFAULT_TIMEOUT_S = 600.0
-# Optional request inputs: name -> (Triton datatype, numpy dtype).
-OPTIONAL_INPUTS: dict[str, tuple[str, Any]] = {
-    "top_k": ("INT32", np.int32),
-    "top_p": ("FP32", np.float32),
-    "temperature": ("FP32", np.float32),
-    "speed": ("FP32", np.float32),
-    "seed": ("INT64", np.int64),
-    "cut_punc": ("BYTES", np.object_),
-    "repetition_penalty": ("FP32", np.float32),
-    "max_new_tokens": ("INT32", np.int32),
-    "ignore_eos": ("BOOL", np.bool_),
-}
+# The optional inputs a caller may pass as keyword options (the stored-voice tensors have their own API).
+OPTIONS = ("top_k", "top_p", "temperature", "speed", "seed", "cut_punc", "repetition_penalty", "max_new_tokens",
+           "ignore_eos")  # fmt: skip
 
 
 def _client_module(protocol: str):
@@ -55,13 +47,10 @@ def _client_module(protocol: str):
     return module
 
 
-def _tensor(module, name: str, datatype: str, value: Any, dtype: Any):
-    if datatype == "BYTES":
-        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-        array = np.array([data], dtype=np.object_)
-    else:
-        array = np.array([value], dtype=dtype)
-    tensor = module.InferInput(name, [1], datatype)
+def _tensor(module, name: str, value: Any):
+    """One ``InferInput`` of ``voice_clone``, typed and shaped by the contract."""
+    array = VOICE_CLONE.input(name).array(value)
+    tensor = module.InferInput(name, list(array.shape), VOICE_CLONE.input(name).datatype)
     tensor.set_data_from_numpy(array)
     return tensor
 
@@ -77,21 +66,12 @@ def build_inputs(
 ) -> list:
     """The ``InferInput`` list of one request; ``options`` are the optional inputs (None = not sent)."""
     module = _client_module(protocol)
-    unknown = set(options) - set(OPTIONAL_INPUTS)
+    unknown = set(options) - set(OPTIONS)
     if unknown:
         raise UserError(f"unknown voice_clone option(s): {', '.join(sorted(unknown))}")
-    inputs = [
-        _tensor(module, "text", "BYTES", text, np.object_),
-        _tensor(module, "text_language", "BYTES", text_language, np.object_),
-        _tensor(module, "prompt_text", "BYTES", prompt_text, np.object_),
-        _tensor(module, "prompt_language", "BYTES", prompt_language, np.object_),
-        _tensor(module, "reference_audio", "BYTES", bytes(reference_audio), np.object_),
-    ]
-    for name, value in options.items():
-        if value is not None:
-            datatype, dtype = OPTIONAL_INPUTS[name]
-            inputs.append(_tensor(module, name, datatype, value, dtype))
-    return inputs
+    required = {"text": text, "text_language": text_language, "prompt_text": prompt_text,
+                "prompt_language": prompt_language, "reference_audio": bytes(reference_audio)}  # fmt: skip
+    return [_tensor(module, name, value) for name, value in {**required, **options}.items() if value is not None]
 
 
 def synthesize(

@@ -24,7 +24,6 @@ import argparse
 import base64
 import io
 import json
-import re
 import struct
 import sys
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ import soundfile as sf
 from gsv_triton.backend.ort_backend import OrtBackend
 from gsv_triton.backend.pipeline import VoiceClonePipeline
 from gsv_triton.backend.requests import parse_request
+from gsv_triton.contract import CONTRACTS, NUMPY_DTYPES, VOICE_CLONE
 from gsv_triton.errors import UserError
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE
 
@@ -55,17 +55,6 @@ MODELS = ("voice_clone", "ssl", "vq_encode", "ref_encoder", "bert", "t2s", "sovi
 COMPONENTS = MODELS[1:]
 INLINE_MAX = 16  # tensors with more elements go out as b64 (exact floats, ~3x smaller than decimal text)
 NEWREF_FILE = "voice_clone_newref.json"
-# numpy dtype <-> Triton datatype of the tensors our models take.
-TRITON_DTYPES: dict[str, Any] = {
-    "FP32": np.float32,
-    "INT64": np.int64,
-    "INT32": np.int32,
-    "BOOL": np.bool_,
-    "STRING": np.object_,
-    "BYTES": np.object_,
-}
-_INPUT_LINE = re.compile(r'\{\s*name:\s*"(\w+)",\s*data_type:\s*TYPE_(\w+),\s*dims:\s*\[([^\]]*)\]([^}]*)\}')
-_MAX_BATCH = re.compile(r"^max_batch_size:\s*(\d+)", re.MULTILINE)
 
 
 def tokens_cap(tokens: int = TOKENS) -> int:
@@ -91,21 +80,12 @@ def synth_reference(seed: int = 0, seconds: float = REFERENCE_SECONDS, rate: int
 
 
 def voice_clone_inputs(reference: bytes, tokens: int = TOKENS, seed: int = SEED) -> dict[str, np.ndarray]:
-    """The ``voice_clone`` request tensors of the benchmark (names and dtypes of its config.pbtxt)."""
-
-    def text(value: str | bytes) -> np.ndarray:
-        return np.array([value.encode("utf-8") if isinstance(value, str) else value], dtype=np.object_)
-
-    return {
-        "text": text(TEXT),
-        "text_language": text(LANGUAGE),
-        "prompt_text": text(PROMPT_TEXT),
-        "prompt_language": text(LANGUAGE),
-        "reference_audio": text(reference),
-        "seed": np.array([seed], dtype=np.int64),
-        "max_new_tokens": np.array([tokens_cap(tokens)], dtype=np.int32),
-        "ignore_eos": np.array([True], dtype=np.bool_),
-    }
+    """The ``voice_clone`` request tensors of the benchmark (typed by gsv_triton.contract)."""
+    values = {
+        "text": TEXT, "text_language": LANGUAGE, "prompt_text": PROMPT_TEXT, "prompt_language": LANGUAGE,
+        "reference_audio": reference, "seed": seed, "max_new_tokens": tokens_cap(tokens), "ignore_eos": True,
+    }  # fmt: skip
+    return {name: VOICE_CLONE.input(name).array(value) for name, value in values.items()}
 
 
 # --- recording the BLS calls -----------------------------------------------------------------------------
@@ -146,16 +126,10 @@ def component_inputs(repo: Path, request: Mapping[str, np.ndarray]) -> dict[str,
 
 
 # --- config.pbtxt and JSON -------------------------------------------------------------------------------
-def read_config(path: Path) -> tuple[int, dict[str, tuple[str, list[int], bool]]]:
-    """(max_batch_size, {input: (Triton datatype, dims, optional)}) of an installed config.pbtxt."""
-    # Comments may mention "output" or "input"; drop them before splitting the config into sections.
-    text = re.sub(r"#[^\n]*", "", Path(path).read_text("utf-8"))
-    match = _MAX_BATCH.search(text)
-    inputs = {}
-    for name, dtype, dims, rest in _INPUT_LINE.findall(text.split("output", 1)[0]):
-        shape = [int(d) for d in dims.replace(" ", "").split(",") if d]
-        inputs[name] = ("BYTES" if dtype == "STRING" else dtype, shape, "optional: true" in rest)
-    return (int(match.group(1)) if match else 0), inputs
+def model_spec(model: str) -> tuple[int, dict[str, tuple[str, tuple[int, ...], bool]]]:
+    """(max_batch_size, {input: (Triton datatype, dims, optional)}) of ``model``'s tensor contract."""
+    contract = CONTRACTS[model]
+    return contract.max_batch_size, {t.name: (t.datatype, t.dims, t.optional) for t in contract.inputs}
 
 
 def _is_text(value: bytes) -> bool:
@@ -200,7 +174,7 @@ def decode_tensor(entry: Mapping[str, Any], datatype: str) -> np.ndarray:
             items = [str(x).encode("utf-8") for x in content]
         array = np.array(items, dtype=np.object_)
     else:
-        dtype = np.dtype(TRITON_DTYPES[datatype]).newbyteorder("<")
+        dtype = np.dtype(NUMPY_DTYPES[datatype]).newbyteorder("<")
         if isinstance(content, dict):
             raw = base64.b64decode(content["b64"])
             if len(raw) != count * dtype.itemsize:
@@ -224,15 +198,15 @@ def to_json(entries: Sequence[Mapping[str, np.ndarray]], max_batch_size: int = 0
     return {"data": data}
 
 
-def load_inputs(path: Path, config: Path) -> list[dict[str, np.ndarray]]:
-    """The requests of an input-data file as arrays, typed by the model's config.pbtxt (tests, replay)."""
-    _, spec = read_config(config)
+def load_inputs(path: Path, model: str) -> list[dict[str, np.ndarray]]:
+    """The requests of an input-data file as arrays, typed by ``model``'s tensor contract (tests, replay)."""
+    _, spec = model_spec(model)
     payload = json.loads(Path(path).read_text("utf-8"))
     out = []
     for entry in payload["data"]:
         unknown = set(entry) - set(spec)
         if unknown:
-            raise ValueError(f"{path}: inputs {sorted(unknown)} are not in {config}")
+            raise ValueError(f"{path}: inputs {sorted(unknown)} are not inputs of {model}")
         out.append({name: decode_tensor(value, spec[name][0]) for name, value in entry.items()})
     return out
 
@@ -250,7 +224,7 @@ def write_inputs(repo: Path, out: Path, tokens: int = TOKENS, distinct_reference
     tensors = {"voice_clone": request, **component_inputs(repo, request)}
     paths = {}
     for model in MODELS:
-        max_batch, _ = read_config(repo / model / "config.pbtxt")
+        max_batch, _ = model_spec(model)
         paths[model] = out / f"{model}.json"
         paths[model].write_text(json.dumps(to_json([tensors[model]], max_batch)), "utf-8")
     if distinct_references:

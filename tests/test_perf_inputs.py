@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from gsv_triton.contract import NUMPY_DTYPES
+
 ROOT = Path(__file__).resolve().parents[1]
 PERF = ROOT / "perf"
 PA_BINARY = ROOT / ".venv-pa" / "bin" / "perf_analyzer"
@@ -49,15 +51,13 @@ def test_every_model_has_an_input_file(perf_inputs: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("model", mi.MODELS)
 def test_inputs_match_the_model_config(model: str, perf_inputs: dict[str, Path], tiny_model_repository: Path) -> None:
-    config = tiny_model_repository / model / "config.pbtxt"
-    max_batch, spec = mi.read_config(config)
-    assert spec, f"no inputs parsed from {config}"
-    for request in mi.load_inputs(perf_inputs[model], config):  # decodes with the config's datatypes
+    max_batch, spec = mi.model_spec(model)  # the contract, which tests/test_contract.py holds to config.pbtxt
+    for request in mi.load_inputs(perf_inputs[model], model):  # decodes with the contract's datatypes
         required = {name for name, (_, _, optional) in spec.items() if not optional}
         assert required <= set(request), f"{model} lacks {required - set(request)}"
         for name, array in request.items():
             datatype, dims, _ = spec[name]
-            assert array.dtype == np.dtype(mi.TRITON_DTYPES[datatype]), (model, name, array.dtype)
+            assert array.dtype == np.dtype(NUMPY_DTYPES[datatype]), (model, name, array.dtype)
             # dims exclude the batch axis exactly when the model batches, and so do the JSON shapes.
             assert array.ndim == len(dims), (model, name, array.shape, dims)
             for have, want in zip(array.shape, dims, strict=True):
@@ -70,7 +70,7 @@ def test_inputs_match_the_model_config(model: str, perf_inputs: dict[str, Path],
 def test_voice_clone_request_is_the_fixed_length_benchmark(
     perf_inputs: dict[str, Path], tiny_model_repository: Path
 ) -> None:
-    (request,) = mi.load_inputs(perf_inputs["voice_clone"], tiny_model_repository / "voice_clone" / "config.pbtxt")
+    (request,) = mi.load_inputs(perf_inputs["voice_clone"], "voice_clone")
     assert request["max_new_tokens"].tolist() == [mi.TOKENS + 1]  # the cap drops one token: exactly TOKENS
     assert request["ignore_eos"].tolist() == [True]
     assert request["text"][0].decode("utf-8") == mi.TEXT
@@ -79,7 +79,7 @@ def test_voice_clone_request_is_the_fixed_length_benchmark(
 
 
 def test_component_inputs_are_what_voice_clone_sends(perf_inputs: dict[str, Path], tiny_model_repository: Path) -> None:
-    load = lambda m: mi.load_inputs(perf_inputs[m], tiny_model_repository / m / "config.pbtxt")[0]  # noqa: E731
+    load = lambda m: mi.load_inputs(perf_inputs[m], m)[0]  # noqa: E731
     t2s, decode, ssl, vq = load("t2s"), load("sovits_decode"), load("ssl"), load("vq_encode")
     assert t2s["max_new_tokens"].tolist() == [mi.TOKENS + 1] and t2s["ignore_eos"].tolist() == [True]
     tx = t2s["phone_ids"].shape[1]
@@ -93,7 +93,7 @@ def test_component_inputs_are_what_voice_clone_sends(perf_inputs: dict[str, Path
 
 
 def test_newref_requests_carry_distinct_references(perf_inputs: dict[str, Path], tiny_model_repository: Path) -> None:
-    requests = mi.load_inputs(perf_inputs["voice_clone_newref"], tiny_model_repository / "voice_clone" / "config.pbtxt")
+    requests = mi.load_inputs(perf_inputs["voice_clone_newref"], "voice_clone")
     references = {r["reference_audio"][0] for r in requests}
     assert len(requests) == 2 and len(references) == 2
 
