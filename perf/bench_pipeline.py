@@ -89,8 +89,8 @@ class TorchBackend:
     def __init__(self, checkpoints: Path) -> None:
         import torch
 
-        from gsv_export.shared_steps import load_synthesizer, load_t2s
         from gsv_export.checkpoints import load_gpt, load_sovits
+        from gsv_export.shared_steps import load_synthesizer, load_t2s
         from gsv_triton.networks.pretrained import load_bert, load_hubert
 
         torch.set_num_threads(TORCH_THREADS)
