@@ -29,11 +29,6 @@ PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 # A long text on a CPU host takes a while; the HTTP client's own default (60 s) is too short.
 DEFAULT_TIMEOUT_S = 600.0
-# The optional inputs a caller may pass as keyword options (the stored-voice tensors have their own API).
-OPTIONS = ("top_k", "top_p", "temperature", "speed", "seed", "cut_punc", "repetition_penalty", "max_new_tokens",
-           "ignore_eos")  # fmt: skip
-
-
 def _client_module(protocol: str):
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}; expected http or grpc")
@@ -66,7 +61,7 @@ def build_inputs(
 ) -> list:
     """The ``InferInput`` list of one request; ``options`` are the optional inputs (None = not sent)."""
     module = _client_module(protocol)
-    unknown = set(options) - set(OPTIONS)
+    unknown = set(options) - set(VOICE_CLONE.input_names)
     if unknown:
         raise UserError(f"unknown voice_clone option(s): {', '.join(sorted(unknown))}")
     required = {"text": text, "text_language": text_language, "prompt_text": prompt_text,
@@ -89,8 +84,8 @@ def synthesize(
 ) -> tuple[np.ndarray, int]:
     """Call ``voice_clone`` once; returns (float32 mono audio in [-1, 1], sample rate).
 
-    ``options``: top_k, top_p, temperature, speed, seed, cut_punc, repetition_penalty, max_new_tokens,
-    ignore_eos. Server-side errors (bad inputs) raise UserError with the server's message.
+    ``options``: any other input of the contract (``gsv_triton.contract.VOICE_CLONE``: top_k, top_p, temperature,
+    speed, seed, cut_punc, ...). Server-side errors (bad inputs) raise UserError with the server's message.
     """
     module = _client_module(protocol)
     from tritonclient.utils import InferenceServerException

@@ -300,16 +300,16 @@ def test_bert_batches_across_requests_exactly(triton_server) -> None:
     assert merged, "the dynamic batcher never merged two bert requests"
 
 
-BAD_INPUTS = [
-    ({"text": ""}, "text"),
-    ({"text_language": "xx"}, "text_language"),
-    ({"reference_audio": b"this is not an audio file"}, "reference_audio"),
-    ({"reference_audio": "short"}, "reference_audio"),
-    ({"top_k": 0}, "top_k"),
-    ({"top_p": 1.5}, "top_p"),
-    ({"temperature": 0.0}, "temperature"),
-    ({"speed": 0.0}, "speed"),
-    ({"prompt_text": ""}, "prompt_text"),
+BAD_INPUTS = [  # (change, field, the status the error carries for HTTP clients)
+    ({"text": ""}, "text", 400),
+    ({"text_language": "xx"}, "text_language", 400),
+    ({"reference_audio": b"this is not an audio file"}, "reference_audio", 415),
+    ({"reference_audio": "short"}, "reference_audio", 400),
+    ({"top_k": 0}, "top_k", 400),
+    ({"top_p": 1.5}, "top_p", 400),
+    ({"temperature": 0.0}, "temperature", 400),
+    ({"speed": 0.0}, "speed", 400),
+    ({"prompt_text": ""}, "prompt_text", 400),
 ]
 
 
@@ -319,14 +319,15 @@ def test_bad_inputs_are_errors_and_the_server_keeps_serving(triton_server, refer
     from tritonclient.utils import InferenceServerException
 
     good = reference_audio(1)
-    for change, field in BAD_INPUTS:
+    for change, field, status in BAD_INPUTS:
         change = dict(change)
         ref = change.pop("reference_audio", good)
         if ref == "short":
             ref = reference_audio(1, seconds=1.0)
         with pytest.raises(InferenceServerException) as info:
             _call(triton_server, protocol, ref, seed=1, **change)
-        assert f"{field}: " in info.value.message(), info.value.message()
+        error = InputError.from_wire(info.value.message())  # field and status as data, not words
+        assert error is not None and (error.field, error.status) == (field, status), info.value.message()
         assert str(info.value.status()) in ("400", "StatusCode.INVALID_ARGUMENT"), info.value.status()
     audio, per_piece, _, _ = _call(triton_server, protocol, good, seed=1)
     assert len(audio) == sum(SAMPLES_PER_TOKEN * int(n) + SILENCE for n in per_piece)
