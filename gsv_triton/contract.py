@@ -13,9 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsv_triton.settings import N_FFT
+
 BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size
 SSL_DIM = 768  # chinese-hubert-base hidden size
-SPEC_BINS = 1025  # N_FFT // 2 + 1
+SPEC_BINS = N_FFT // 2 + 1  # 1025 linear-spectrogram bins
+CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz SoVITS latent frames
+
+
+def frames_for_speed(n_codes: int, speed: float) -> int:
+    """Latent frames of ``sovits_decode`` for ``n_codes`` codes at ``speed`` (the length of its ``noise`` input):
+    upstream's 2T at exactly 1.0, else int(2T / speed) + 1. The audio is ``HOP_LENGTH`` samples per frame."""
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    frames = CODE_UPSAMPLE * n_codes
+    return frames if speed == 1.0 else int(frames / speed) + 1
+
 
 # Triton wire datatype -> numpy dtype of the array that carries it.
 NUMPY_DTYPES = {

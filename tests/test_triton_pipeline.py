@@ -20,10 +20,10 @@ from gsv_triton.backend.pipeline import (
     VoiceClonePipeline,
     derive_seed,
     expand_bert,
-    frames_for_speed,
     pad_rows,
 )
 from gsv_triton.backend.requests import parse_request, prompt_with_end_mark
+from gsv_triton.contract import frames_for_speed
 from gsv_triton.errors import InputError
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN
 from gsv_triton.text import get_phones_and_bert_inputs

@@ -27,7 +27,7 @@ import numpy as np
 
 from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
 from gsv_triton.backend.cache import LruCache
-from gsv_triton.contract import BERT_DIM
+from gsv_triton.contract import BERT_DIM, frames_for_speed
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.manifest import Manifest
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
@@ -36,7 +36,6 @@ from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, spl
 from .requests import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
 
 BERT_VOCAB = Path("bert") / "1" / "vocab.txt"
-CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz latent frames (SoVITS); at speed 1 frames = 2T exactly
 # BERT rows per call; equal to max_batch_size of model_repository/bert/config.pbtxt.
 BERT_MAX_BATCH = 8
 BERT_MAX_TOKENS = 512  # position table of chinese-roberta-wwm-ext-large ([CLS] + 510 characters + [SEP])
@@ -104,13 +103,6 @@ def derive_seed(seed: int, stream: int, index: int) -> int:
     """A 63-bit seed for one row of one random stream, independent of every other (stream, index)."""
     state = np.random.SeedSequence([int(seed) & ((1 << 64) - 1), stream, index]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
-
-
-def frames_for_speed(n_codes: int, speed: float) -> int:
-    """Latent frames for ``n_codes`` codes at ``speed``: 2T at exactly 1.0, else int(2T / speed) + 1 (upstream;
-    the same rule as ``gsv_triton.networks.sovits.frames_for_speed``, restated here to keep serving torch-free)."""
-    frames = CODE_UPSAMPLE * n_codes
-    return frames if speed == 1.0 else int(frames / speed) + 1
 
 
 def pad_rows(rows: Sequence[Sequence[int] | np.ndarray], value: int = 0) -> tuple[np.ndarray, np.ndarray]:

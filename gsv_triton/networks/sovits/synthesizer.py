@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsv_triton.settings import N_FFT
+from gsv_triton.contract import CODE_UPSAMPLE, SPEC_BINS
 from gsv_triton.symbols import symbols
 
 from .flow import PosteriorEncoder, ResidualCouplingBlock
@@ -24,22 +24,8 @@ from .quantizer import SSL_DIM, ResidualVectorQuantizer
 from .reference_encoder import MelStyleEncoder
 from .text_encoder import TextEncoder
 
-SPEC_CHANNELS = N_FFT // 2 + 1  # 1025 linear-spectrogram bins
+SPEC_CHANNELS = SPEC_BINS  # 1025 linear-spectrogram bins
 REF_BINS_V2 = 704  # v2 feeds only the first 704 bins to ref_enc; v1 feeds all 1025
-CODE_UPSAMPLE = 2  # 25 Hz codes -> 50 Hz latent frames
-
-
-def frames_for_speed(n_codes: int, speed: float) -> int:
-    """Latent frames for ``n_codes`` codes at ``speed`` (upstream: 2T at exactly 1.0, else int(2T/s)+1).
-
-    The audio is ``HOP_LENGTH`` (640) samples per frame.
-    """
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
-    frames = CODE_UPSAMPLE * n_codes
-    return frames if speed == 1.0 else int(frames / speed) + 1
-
-
 def _sequence_mask(lengths: torch.Tensor | None, like: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
     """[B, 1, size] mask in ``dtype`` (the model's float type, so fp16 graphs stay fp16); all ones,
     built from ``like``'s shape so the length stays dynamic in ONNX, when no lengths are given."""
