@@ -1,3 +1,9 @@
-"""gsv-triton: code shared by the exporter, the Triton models and the gateway."""
+"""gsv-triton: GPT-SoVITS voice cloning served by Triton.
+
+The package's parts, each importing only the parts before it (``tests/test_import_direction.py``):
+ground (``settings``, ``errors``, ``symbols``, ``contract``, ``manifest``) <- frontends (``text``, ``audio``) <-
+``networks`` (torch) <- ``backend`` (inside Triton) and ``server`` (tritonserver on the host), beside the
+exporter (``gsv_export``) <- ``client`` and the gateway (``gsv_gateway``) <- ``cli``, which composes them.
+"""
 
 __version__ = "0.1.0"
