@@ -1,4 +1,4 @@
-"""Host-side control of a real tritonserver: locate the binary and its libraries, launch, wait, drain, stop.
+"""Host-side control of a real tritonserver: locate the binary and its libraries, launch, wait, drain, stop."""
 
 from gsv_triton.server.locate import TritonInstall, locate_tritonserver
 from gsv_triton.server.tritonserver import (
