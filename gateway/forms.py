@@ -1,30 +1,25 @@
-"""The synthesis routes' form, read by hand: one pydantic model for the fields, one pass over the body.
+"""The synthesis routes' form: Starlette's parser (python-multipart) reads the body, one pydantic model
+validates the fields.
 
-Why not FastAPI's ``Form()``/``File()`` parameters: on ``/v1/voice-clone`` they cost about 1 ms of CPU per
-request (FastAPI inspects the sixteen parameters' annotations on every call, Starlette spools the upload
-through a temporary file, and python-multipart calls back for every CR in the binary upload), a fifth of the
-gateway's budget (issue 5: at most 5 ms added). Here the body, already in memory (the middleware caps its
-size), is split at its boundaries with ``bytes.find``, and one pydantic model validates the fields. The model's JSON schema is the route's documented request
-body (``openapi_extra``, FastAPI's documented way to describe a body the route reads itself), and its errors
-are FastAPI's own ``RequestValidationError``, so a client sees the same 422 as before.
+Why one model instead of sixteen ``Form()``/``File()`` parameters per route: the two synthesis routes share
+it, and its JSON schema is the routes' documented request body (``openapi_extra``, FastAPI's documented way to
+describe a body the route reads itself). Its errors are FastAPI's own ``RequestValidationError``, so a client
+sees the same 422 as with form parameters. The body's size is capped before parsing (the middleware).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, NamedTuple, TypeVar
-from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
-from python_multipart.multipart import parse_options_header
 
 from gsv_triton.errors import InputError
 
-MULTIPART = b"multipart/form-data"
-URLENCODED = b"application/x-www-form-urlencoded"
-CRLF = b"\r\n"
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
 STATUS_UNPROCESSABLE = 422
 # The schema of a file part, as FastAPI writes it for an UploadFile (OpenAPI 3.1).
 FILE_SCHEMA = {"type": "string", "contentMediaType": "application/octet-stream"}
@@ -97,24 +92,17 @@ class SynthesisForm(BaseModel):
 
 
 async def read_form(request: Request) -> dict[str, str | Upload]:
-    """The body's fields: text parts as str, file parts as :class:`Upload` (a repeated name: the last wins).
-
-    A body that is neither multipart nor urlencoded reads as no fields at all, so the client learns which
-    required field is missing (422), as with FastAPI's own form parameters.
-    """
-    media, params = parse_options_header(request.headers.get("content-type", ""))
+    """The body's fields (multipart or urlencoded, parsed by Starlette with python-multipart): text parts as
+    str, file parts as :class:`Upload` (a repeated name: the last wins). Any other body reads as no fields, so
+    the client learns which required field is missing (422), as with FastAPI's own form parameters."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media not in (MULTIPART, URLENCODED):
         return {}
-    body = await request.body()
-    if media == URLENCODED:
-        try:
-            return dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict"))
-        except UnicodeDecodeError:
-            raise InputError("body", "the urlencoded form is not valid UTF-8") from None
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise InputError("body", "the multipart content-type has no boundary")
-    return split_multipart(body, boundary)
+    fields: dict[str, str | Upload] = {}
+    async with request.form() as form:
+        for name, value in form.multi_items():
+            fields[name] = value if isinstance(value, str) else Upload(value.filename or "", await value.read())
+    return fields
 
 
 def parse_form(model: type[FormModel], form: dict[str, str | Upload]) -> FormModel:
@@ -136,60 +124,3 @@ def parse_form(model: type[FormModel], form: dict[str, str | Upload]) -> FormMod
         return model.model_validate(values)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-
-
-def split_multipart(body: bytes, boundary: bytes) -> dict[str, str | Upload]:
-    """The parts of a multipart/form-data ``body`` (RFC 7578), found with ``bytes.find``.
-
-    A general streaming parser (python-multipart, Starlette's) calls back for every CR in binary data,
-    about 0.3 ms for a 224 kB WAV; the body is already in memory here (the middleware caps its size), so
-    each part is one search for the next delimiter.
-    """
-    delimiter = b"--" + boundary
-    start = body.find(delimiter)
-    if start < 0 or (start > 0 and body[start - 2 : start] != CRLF):
-        raise InputError("body", "the multipart form does not contain its boundary")
-    fields: dict[str, str | Upload] = {}
-    position = start + len(delimiter)
-    while not body.startswith(b"--", position):  # "--boundary--" closes the form
-        line_end = body.find(CRLF, position)
-        if line_end < 0 or body[position:line_end].strip(b" \t"):
-            raise InputError("body", "the multipart form is malformed: a boundary line has trailing text")
-        part_end = body.find(CRLF + delimiter, line_end)
-        if part_end < 0:
-            raise InputError("body", "the multipart form is malformed: it ends without its closing boundary")
-        name, value = _part(body[line_end + 2 : part_end])
-        fields[name] = value
-        position = part_end + len(CRLF) + len(delimiter)
-    return fields
-
-
-def _part(part: bytes) -> tuple[str, str | Upload]:
-    """(field name, text or upload) of one part: header lines, an empty line, the content."""
-    if part.startswith(CRLF):
-        head, content = b"", part[2:]
-    else:
-        head, separator, content = part.partition(CRLF + CRLF)
-        if not separator:
-            raise InputError("body", "the multipart form is malformed: a part's headers do not end")
-    disposition = b""
-    for line in head.split(CRLF) if head else ():
-        header, colon, value = line.partition(b":")
-        if not colon:
-            raise InputError("body", "the multipart form is malformed: a part header has no colon")
-        if header.strip().lower() == b"content-disposition":
-            disposition = value.strip()
-    _, options = parse_options_header(disposition)
-    if b"name" not in options:
-        raise InputError("body", 'a multipart part has no Content-Disposition "name"')
-    name = _text(options[b"name"], "a multipart field name")
-    if b"filename" in options:
-        return name, Upload(options[b"filename"].decode("utf-8", "replace"), content)
-    return name, _text(content, name)
-
-
-def _text(data: bytes, field: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(field, "is not valid UTF-8 text") from None

@@ -1,15 +1,15 @@
 """The gateway's one connection to Triton: an async client of the ``voice_clone`` model and its siblings.
 
 One :class:`TritonVoiceClone` per process (created in the app's lifespan). Unary inference goes over Triton's
-HTTP endpoint when one is configured (``GSV_TRITON_HTTP_URL``: the lean client of ``gateway.triton_http``, a
-third of the gRPC client's CPU per call), else over gRPC; streaming and health always use gRPC. The gRPC
+HTTP endpoint when one is configured (``GSV_TRITON_HTTP_URL``, through ``tritonclient.http.aio``), else over
+gRPC (``tritonclient.grpc.aio``); streaming and health always use gRPC. The gRPC
 channel multiplexes every request over one HTTP/2 connection and reconnects by itself after Triton restarts.
 The reconnect backoff is capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restarted Triton is used again
 within about a second, and calls never wait for a connection (gRPC's default): while Triton is down each one
 fails at once with UNAVAILABLE, which becomes a 503.
 
-Triton's answers become domain errors here: INVALID_ARGUMENT -> ``InputError`` naming the input (the model's
-messages read ``<input>: <rule>``), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUnavailable`, DEADLINE_EXCEEDED ->
+Triton's answers become domain errors here: INVALID_ARGUMENT -> the model's ``InputError`` (sent as data, see
+``InputError.to_wire``: the input and the HTTP status to answer with), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUnavailable`, DEADLINE_EXCEEDED ->
 :class:`UpstreamTimeout`, anything else -> :class:`UpstreamFailure`.
 """
 
@@ -21,35 +21,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsv_triton.contract import VOICE_CLONE, VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError
 
 from .errors import START_HINT, ServiceUnavailable, UpstreamFailure, UpstreamTimeout
 from .models import ModelState, TritonHealth
 
-# Triton datatypes of the voice_clone inputs (model_repository/voice_clone/config.pbtxt).
-INPUT_DATATYPES = {
-    "text": "BYTES",
-    "text_language": "BYTES",
-    "prompt_text": "BYTES",
-    "prompt_language": "BYTES",
-    "reference_audio": "BYTES",
-    "cut_punc": "BYTES",
-    "top_k": "INT32",
-    "top_p": "FP32",
-    "temperature": "FP32",
-    "speed": "FP32",
-    "seed": "INT64",
-    "max_new_tokens": "INT32",
-    # a stored voice's features (voice_encode's outputs) instead of prompt_text/prompt_language/reference_audio
-    "prompt_phone_ids": "INT64",
-    "prompt_bert": "FP32",
-    "prompt_codes": "INT64",
-    "ge": "FP32",
-    "source_audio": "BYTES",  # voice_convert
+# Every input the gateway may send, by name: the tensor contract of the models it calls.
+INPUT_SPECS = {
+    spec.name: spec for contract in (VOICE_CLONE, VOICE_CONVERT, VOICE_ENCODE) for spec in contract.inputs
 }
 OUTPUTS = ("audio", "sample_rate", "used_seed")
+# Triton's HTTP statuses, as the gRPC status names the error table uses.
+HTTP_STATUS_NAMES = {"400": "INVALID_ARGUMENT", "404": "NOT_FOUND", "408": "DEADLINE_EXCEEDED", "499": "CANCELLED",
+                     "503": "UNAVAILABLE"}  # fmt: skip
 ENCODE_MODEL = "voice_encode"
-ENCODE_OUTPUTS = ("prompt_phone_ids", "prompt_bert", "prompt_codes", "ge", "reference_seconds")
+ENCODE_OUTPUTS = VOICE_ENCODE.output_names
 CONVERT_MODEL = "voice_convert"
 STREAM_MODEL = "voice_clone_stream"
 UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repository lacks the model
@@ -101,15 +88,18 @@ class TritonVoiceClone:
     ) -> None:
         import tritonclient.grpc as grpcclient
         import tritonclient.grpc.aio as grpcaio
-
-        from .triton_http import TritonHttpInfer
+        import tritonclient.http as httpclient
+        import tritonclient.http.aio as httpaio
 
         self.url = url
-        self._http = TritonHttpInfer(http_url) if http_url else None
+        self.http_url = http_url
+        # conn_timeout is aiohttp's total time per request: the unary deadline.
+        self._http = httpaio.InferenceServerClient(http_url, conn_timeout=timeout_s) if http_url else None
+        self._http_module = httpclient
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.health_timeout_s = health_timeout_s
-        self._infer_input = grpcclient.InferInput
+        self._grpc_module = grpcclient
         channel_args = [
             ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
             ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
@@ -194,18 +184,48 @@ class TritonVoiceClone:
 
         try:
             if self._http is not None:
-                return await self._http.infer(model, tensors, INPUT_DATATYPES, outputs, request_id, self.timeout_s)
-            result = await self._client.infer(
-                model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s
-            )
+                result = await self._http_infer(model, tensors, request_id, outputs)
+            else:
+                result = await self._client.infer(
+                    model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s
+                )
         except InferenceServerException as exc:
             raise self._domain_error(exc, model) from None
         return {name: result.as_numpy(name) for name in outputs}
 
-    def _inputs(self, tensors: Mapping[str, np.ndarray]) -> list:
+    async def _http_infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str,
+                          outputs: tuple[str, ...]):  # fmt: skip
+        """One unary call over HTTP; aiohttp's failures raised as InferenceServerException with gRPC status
+        names, so both transports share :meth:`_domain_error`."""
+        import aiohttp
+        from tritonclient.utils import InferenceServerException
+
+        def failure(message: str, status: str) -> InferenceServerException:
+            return InferenceServerException(message, f"StatusCode.{status}")
+
+        inputs = self._inputs(tensors, self._http_module)
+        requested = [self._http_module.InferRequestedOutput(name, binary_data=True) for name in outputs]
+        for attempt in range(2):
+            try:
+                return await self._http.infer(model, inputs, outputs=requested, request_id=request_id)
+            except InferenceServerException as exc:
+                raise failure(exc.message(), HTTP_STATUS_NAMES.get(str(exc.status()), "INTERNAL")) from None
+            except TimeoutError:
+                raise failure(f"no answer within {self.timeout_s:g} s", "DEADLINE_EXCEEDED") from None
+            except aiohttp.ServerDisconnectedError:
+                if attempt == 0:  # a kept-alive connection that a restarted Triton closed: once more, fresh
+                    continue
+                raise failure(f"{self.http_url} closed the connection", "UNAVAILABLE") from None
+            except aiohttp.ClientError as exc:
+                raise failure(f"cannot reach {self.http_url}: {exc}", "UNAVAILABLE") from None
+        raise AssertionError("unreachable")
+
+    def _inputs(self, tensors: Mapping[str, np.ndarray], module=None) -> list:
+        """The ``InferInput`` list of ``tensors`` for the gRPC (default) or HTTP client module."""
+        module = module or self._grpc_module
         inputs = []
         for name, array in tensors.items():
-            tensor = self._infer_input(name, list(array.shape), INPUT_DATATYPES[name])
+            tensor = module.InferInput(name, list(array.shape), INPUT_SPECS[name].datatype)
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         return inputs
