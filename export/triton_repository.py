@@ -1,7 +1,9 @@
 """Install the Triton model configs and entry points next to the exported ONNX files.
 
-The templates live in ``<project>/model_repository/<model>/`` (``config.pbtxt`` + ``1/model.py``). Two
-placeholders are filled here, so a user never edits a config by hand:
+The templates live in the checkout's ``model_repository/<model>/`` (``config.pbtxt`` + ``1/model.py``) and install as
+the package data of ``gsv_export.model_templates`` (:func:`templates_dir`), so export works from a plain
+``pip install`` as well as from an editable one. Two placeholders are filled here, so a user never edits a
+config by hand:
 
 * ``@EXECUTION_ENV@``: the ``EXECUTION_ENV_PATH`` parameter naming the current venv (Triton's Python stub
   ignores PYTHONPATH, so this is how it finds numpy, onnxruntime and gsv_triton);
@@ -27,12 +29,25 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from importlib import resources
 from pathlib import Path
 
 from gsv_export.python_env import python_env_parameter
 from gsv_triton.errors import UserError
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
+TEMPLATES_PACKAGE = "gsv_export.model_templates"  # pyproject maps it to model_repository/
+
+
+def templates_dir() -> Path:
+    """The folder of the installed model templates (found through the package, never through a checkout)."""
+    folder = resources.files(TEMPLATES_PACKAGE)
+    # pip unpacks wheels into real folders; the templates are copied with shutil, which needs a file-system path.
+    if not isinstance(folder, Path):
+        raise UserError(f"the model templates of {TEMPLATES_PACKAGE} are not in a folder ({folder})")
+    return folder
+
+
+TEMPLATES = templates_dir()
 MODELS = (
     "bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s", "voice_clone",
     "voice_encode", "voice_convert", "voice_clone_stream",
