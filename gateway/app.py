@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from gsv_triton.settings import Settings
+
 from . import __version__
 from .auth import ApiKeyMiddleware
 from .errors import install_error_handlers
@@ -22,7 +24,6 @@ from .routes.upstream import router as upstream_router
 from .routes.voice_clone import router as voice_clone_router
 from .routes.voices import router as voices_router
 from .service import VoiceCloneService
-from .settings import GatewaySettings
 from .triton import TritonVoiceClone
 from .voices import VoiceStore
 
@@ -33,14 +34,14 @@ UTF8_MAX_BYTES = 4
 TEXT_FIELDS = 2  # text and prompt_text
 
 
-def max_body_bytes(settings: GatewaySettings) -> int:
+def max_body_bytes(settings: Settings) -> int:
     """The largest request body the gateway reads: the upload limit plus room for the form fields."""
     return settings.max_upload_bytes + BODY_MARGIN_BYTES + TEXT_FIELDS * UTF8_MAX_BYTES * settings.max_text_chars
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway app; ``settings`` default to the ``GSV_*`` environment."""
-    settings = settings or GatewaySettings()
+    settings = settings or Settings()
     metrics = GatewayMetrics()
 
     @asynccontextmanager

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from gsv_triton.errors import GsvError, UserError
 
 if TYPE_CHECKING:
-    from .settings import GatewaySettings
+    from gsv_triton.settings import Settings
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8080
-# argparse destination -> GatewaySettings field, for the flags that map one to one.
+# argparse destination -> Settings field, for the flags that map one to one.
 SETTING_FLAGS = {
     "triton_url": "triton_url",
     "triton_http_url": "triton_http_url",
@@ -52,17 +52,17 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, with_triton_url: bool
     parser.add_argument("--voice-dir", help="voice library directory (env GSV_VOICE_DIR; default ~/.local/share/gsv-triton/voices)")
 
 
-def settings_from_args(args: argparse.Namespace, **overrides: Any) -> GatewaySettings:
-    """GatewaySettings from the environment, then the given flags, then ``overrides``; UserError if invalid."""
+def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings from the environment, then the given flags, then ``overrides``; UserError if invalid."""
     # Imported here: building the parser (gsv-triton --help) must not need the gateway's dependencies.
     from pydantic import ValidationError
 
-    from .settings import GatewaySettings
+    from gsv_triton.settings import Settings
 
     values = {field: getattr(args, dest) for dest, field in SETTING_FLAGS.items() if getattr(args, dest, None) is not None}
     values.update(overrides)
     try:
-        return GatewaySettings(**values)
+        return Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ())) or "settings"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from gsv_triton.settings import Settings
+
 from .metrics import GatewayMetrics
 from .references import ReferenceStore
 from .service import VoiceCloneService
-from .settings import GatewaySettings
 from .voices import VoiceStore
 
 
@@ -23,7 +24,7 @@ async def get_references(request: Request) -> ReferenceStore:
     return request.app.state.references
 
 
-async def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -1,8 +1,7 @@
 """CPU work of a request: inline on the event loop when it is known to be small, else in a worker thread.
 
 A hop to the thread pool and back costs about 0.2-0.5 ms of CPU on this project's 2-core hosts (measured with
-py-spy on the gateway), more than decoding a short WAV reference (0.4 ms for 3.5 s) or encoding a second of
-output audio (0.3 ms). So such work runs inline; only work whose cost can grow (long audio, compressed
+py-spy on the gateway), more than encoding a second of output audio (0.3 ms). So such work runs inline; only work whose cost can grow (long audio, compressed
 codecs) goes to a thread, and the event loop never stalls for more than about a millisecond.
 """
 
@@ -15,16 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
-# A PCM WAV is decoded by a memcpy-like read: 1 MiB (16 s of 32 kHz 16-bit mono) takes about 1 ms.
-INLINE_MAX_WAV_BYTES = 1 << 20
 # Output audio encoded inline: WAV + base64 (or raw PCM) of this many samples takes about 1 ms.
 INLINE_MAX_SAMPLES = 3 * 32_000
-WAV_MAGIC = b"RIFF"
-
-
-def small_wav(data: bytes) -> bool:
-    """True for an upload whose decode is cheap enough to run on the event loop."""
-    return len(data) <= INLINE_MAX_WAV_BYTES and data[:4] == WAV_MAGIC
 
 
 async def run_cpu(inline: bool, func: Callable[..., T], *args: object) -> T:

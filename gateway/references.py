@@ -12,12 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsv_triton.audio import validate_reference
 from gsv_triton.errors import InputError, UserError
-from gsv_triton.settings import Limits
+from gsv_triton.settings import Limits, Settings
 
 from .errors import ForbiddenPath
-from .settings import GatewaySettings
-from .validation import check_reference
 
 PATH_FIELD = "refer_wav_path"
 NO_ROOT_MESSAGE = (
@@ -70,13 +69,12 @@ def read_confined(raw: str, root: Path | None, limits: Limits) -> bytes:
 
 
 def load_reference(raw: str, prompt_text: str, prompt_language: str, root: Path | None, limits: Limits) -> Reference:
-    """A client-named reference, read and checked (blocking)."""
+    """A client-named reference, read (blocking); voice_clone checks the clip when it is used."""
     audio = read_confined(raw, root, limits)
-    check_reference(audio, limits, PATH_FIELD)
     return Reference(audio=audio, prompt_text=prompt_text, prompt_language=prompt_language, path=raw)
 
 
-def load_default_reference(settings: GatewaySettings) -> Reference | None:
+def load_default_reference(settings: Settings) -> Reference | None:
     """The operator's ``-dr/-dt/-dl`` reference (any readable path; the operator is trusted), or None.
 
     Raises UserError (one line at start-up) when the file is missing or is not a usable reference.
@@ -89,7 +87,7 @@ def load_default_reference(settings: GatewaySettings) -> Reference | None:
     except OSError as exc:
         raise UserError(f"default reference {path}: {exc.strerror}") from None
     try:
-        check_reference(audio, settings.limits, PATH_FIELD)
+        validate_reference(audio, settings.limits)  # once, at start-up: a bad file stops the gateway there
     except InputError as exc:
         raise UserError(f"default reference {path}: {exc.message}") from None
     assert settings.default_refer_text is not None and settings.default_refer_language is not None
@@ -101,7 +99,7 @@ def load_default_reference(settings: GatewaySettings) -> Reference | None:
     )
 
 
-def check_startup_paths(settings: GatewaySettings) -> Reference | None:
+def check_startup_paths(settings: Settings) -> Reference | None:
     """Start-up checks of the configured paths (UserError, one line); returns the default reference."""
     root = settings.refer_root
     if root is not None and not Path(root).is_dir():

@@ -18,11 +18,11 @@ from types import FrameType
 import uvicorn
 
 from gsv_triton.errors import UserError
+from gsv_triton.settings import Settings
 
 from .app import create_app
 from .logs import configure_logging
 from .references import check_startup_paths
-from .settings import GatewaySettings
 from .voices import VoiceStore
 
 LOOPBACK = "127.0.0.1"
@@ -52,7 +52,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class GatewayServer:
     """One uvicorn server of the gateway app on an already bound socket."""
 
-    def __init__(self, settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) -> None:
+    def __init__(self, settings: Settings, host: str = "0.0.0.0", port: int = 8080) -> None:
         # Fail before binding anything when a configured path is unusable (one line, not a lifespan trace).
         check_startup_paths(settings)
         VoiceStore(settings.voice_dir)  # creates the voice directory, or one clear line why it cannot
@@ -106,7 +106,7 @@ def run_foreground(server: GatewayServer, on_start: Callable[[], None] | None = 
     return 0
 
 
-def serve(settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) -> int:
+def serve(settings: Settings, host: str = "0.0.0.0", port: int = 8080) -> int:
     """``gsv-triton gateway``: structured logs to stderr, serve until Ctrl-C/SIGTERM; returns the exit status."""
     configure_logging(settings.log_level)
     server = GatewayServer(settings, host, port)
@@ -122,7 +122,7 @@ def serve(settings: GatewaySettings, host: str = "0.0.0.0", port: int = 8080) ->
 class BackgroundGateway:
     """The gateway in a daemon thread of this process: ``with BackgroundGateway(settings) as gw: gw.url``."""
 
-    def __init__(self, settings: GatewaySettings, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, settings: Settings, host: str = LOOPBACK, port: int = 0) -> None:
         self._server = GatewayServer(settings, host, port)
         self._thread = threading.Thread(target=self._server.run, name="gsv-gateway", daemon=True)
 

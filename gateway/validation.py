@@ -1,9 +1,9 @@
-"""Early checks of a synthesis request, so bad inputs get their precise 4xx before any Triton round trip.
+"""A synthesis request as the routes received it (:class:`CloneFields`) and the ``voice_clone`` tensors it
+becomes, typed by the tensor contract (``gsv_triton.contract``).
 
-The rules are not written again here: the text, language and sampling rules are ``voice_clone``'s own request
-parser (``gsv_triton.backend.requests.parse_request``) run on exactly the tensors the gateway is about
-to send, and the reference rules are those of ``gsv_triton.audio.reference``. Triton checks again; the
-gateway only adds the status codes HTTP clients expect (413 too large, 415 not audio) that gRPC cannot carry.
+The gateway checks only what the wire format itself needs (a number that does not fit its Triton datatype);
+every request rule and the reference clip (decoded once, inside Triton) are ``voice_clone``'s own, and its
+errors come back as data naming the input and the HTTP status (``gateway.triton``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsv_triton.audio import validate_reference
-from gsv_triton.backend.requests import parse_request
-
-# The reference rules without prepare_reference's resampling and spectrogram (12-22 ms per clip), which
-# Triton computes anyway and caches per reference; decoding plus these checks take about 0.3 ms.
-from gsv_triton.errors import InputError, renamed
-from gsv_triton.settings import Limits
+from gsv_triton.contract import VOICE_CLONE
+from gsv_triton.errors import InputError
 
 from .settings import GatewaySettings
 
@@ -51,18 +46,9 @@ class CloneFields:
     voice: Mapping[str, np.ndarray] | None = None
 
 
-def check_reference(data: bytes, limits: Limits, field: str = "audio") -> float:
-    """Size (413), decodable (400 empty / 415 not audio), duration and content (400); returns seconds."""
-    try:
-        mono, rate, _ = validate_reference(data, limits)
-    except InputError as exc:
-        raise InputError(field, exc.message, exc.status) from None
-    return mono.shape[-1] / rate
-
-
 def bytes_tensor(value: str | bytes) -> np.ndarray:
     """A BYTES tensor of one element (text as UTF-8)."""
-    return np.array([value.encode("utf-8") if isinstance(value, str) else value], dtype=np.object_)
+    return VOICE_CLONE.input("text").array(value)
 
 
 def seed_tensor(seed: int) -> np.ndarray:
@@ -89,32 +75,14 @@ def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, n
     if fields.top_k is not None:
         if not -INT32_MAX <= fields.top_k <= INT32_MAX:
             raise InputError("top_k", f"must be an integer in [1, {INT32_MAX}], got {fields.top_k}")
-        tensors["top_k"] = np.array([fields.top_k], dtype=np.int32)
-    with np.errstate(over="ignore"):  # a float beyond FP32 becomes inf, which the rules reject by name
+        tensors["top_k"] = VOICE_CLONE.input("top_k").array(fields.top_k)
+    with np.errstate(over="ignore"):  # a float beyond FP32 becomes inf, which voice_clone rejects by name
         for name in ("top_p", "temperature", "speed"):
             value = getattr(fields, name)
             if value is not None:
-                tensors[name] = np.array([value], dtype=np.float32)
+                tensors[name] = VOICE_CLONE.input(name).array(value)
     if fields.seed is not None:
         tensors["seed"] = seed_tensor(fields.seed)
     if settings.max_new_tokens is not None:
-        tensors["max_new_tokens"] = np.array([settings.max_new_tokens], dtype=np.int32)
+        tensors["max_new_tokens"] = VOICE_CLONE.input("max_new_tokens").array(settings.max_new_tokens)
     return tensors
-
-
-def check_tensors(tensors: dict[str, np.ndarray], limits: Limits, reference_field: str) -> float:
-    """Run voice_clone's request rules and the reference rules on ``tensors``; returns the reference seconds
-    (0 for a stored voice).
-
-    CPU work (the decode): call it from a worker thread, not the event loop.
-    """
-    # The reference goes first: an oversized upload is refused before anything else looks at it.
-    seconds = 0.0
-    if REFERENCE_INPUT in tensors:
-        seconds = check_reference(bytes(tensors[REFERENCE_INPUT][0]), limits, reference_field)
-    try:
-        # The seed is only validated here; Triton draws its own when the request has none.
-        parse_request(tensors, limits=limits, draw_seed=lambda: 0)
-    except InputError as exc:
-        raise renamed(exc, {REFERENCE_INPUT: reference_field}) from None
-    return seconds

@@ -15,16 +15,14 @@ from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
 
 from gsv_triton.audio.formats import MEDIA_TYPES, check_output
-from gsv_triton.backend.requests import parse_convert_request
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
 from ..models import ErrorResponse
-from ..offload import run_cpu, small_wav
 from ..service import VoiceCloneService, audio_headers, encode_result
-from ..validation import bytes_tensor, check_reference, seed_tensor
+from ..validation import bytes_tensor, seed_tensor
 from ..voices import VoiceStore, load_voice
 
 router = APIRouter(tags=["voice conversion"])
@@ -40,9 +38,7 @@ async def _upload(file: UploadFile, field: str, service: VoiceCloneService) -> b
     limit = service.limits.max_upload_bytes
     if file.size is not None and file.size > limit:
         raise InputError(field, f"the upload is {file.size} bytes; the limit is {limit} bytes", 413)
-    data = await file.read()
-    await run_cpu(small_wav(data), check_reference, data, service.limits, field)
-    return data
+    return await file.read()
 
 
 @router.post("/v1/voice-convert", response_class=Response, responses=RESPONSES)
@@ -85,7 +81,6 @@ async def voice_convert(
         tensors["speed"] = np.array([speed], dtype=np.float32)
     if seed is not None:
         tensors["seed"] = seed_tensor(seed)
-    parse_convert_request(tensors, limits=service.limits, draw_seed=lambda: 0)  # voice_convert's own rules, early
     result = await service.convert(tensors, request_id_of(request), reference_field="audio")
     encoded = await encode_result(result, fmt, sample_rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed)}
