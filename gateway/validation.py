@@ -15,8 +15,7 @@ import numpy as np
 
 from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.errors import InputError
-
-from .settings import GatewaySettings
+from gsv_triton.settings import Settings
 
 # Wire ranges of the integer inputs (INT32 top_k / max_new_tokens, INT64 seed; a seed may also be given as
 # its unsigned 64-bit value, which is what the response reports).
@@ -58,7 +57,7 @@ def seed_tensor(seed: int) -> np.ndarray:
     return np.array([seed % UINT64_END], dtype=np.uint64).view(np.int64)
 
 
-def build_tensors(fields: CloneFields, settings: GatewaySettings) -> dict[str, np.ndarray]:
+def build_tensors(fields: CloneFields, settings: Settings) -> dict[str, np.ndarray]:
     """The voice_clone input tensors of ``fields`` (optional inputs only when given or configured)."""
     tensors = {"text": bytes_tensor(fields.text), "text_language": bytes_tensor(fields.text_language)}
     if fields.voice is not None:

@@ -7,14 +7,14 @@ import pytest
 
 from gsv_gateway.auth import key_matches
 from gsv_gateway.server import BackgroundGateway
-from gsv_gateway.settings import GatewaySettings
 from gsv_triton.server import free_port
+from gsv_triton.settings import Settings
 
 KEYS = ("first-key", "second-key")
 
 
-def _settings(tmp_path, api_keys: str) -> GatewaySettings:
-    return GatewaySettings(triton_url=f"127.0.0.1:{free_port()}", voice_dir=tmp_path / "voices", api_keys=api_keys)
+def _settings(tmp_path, api_keys: str) -> Settings:
+    return Settings(triton_url=f"127.0.0.1:{free_port()}", voice_dir=tmp_path / "voices", api_keys=api_keys)
 
 
 @pytest.fixture(scope="module")

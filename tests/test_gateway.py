@@ -23,13 +23,12 @@ from gsv_gateway.cli import build_parser, settings_from_args
 from gsv_gateway.errors import ForbiddenPath
 from gsv_gateway.references import confined_path, load_default_reference, read_confined
 from gsv_gateway.server import BackgroundGateway
-from gsv_gateway.settings import GatewaySettings
 from gsv_gateway.validation import CloneFields, build_tensors
 from gsv_triton.audio import validate_reference
 from gsv_triton.backend.requests import parse_request
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.server import free_port
-from gsv_triton.settings import Limits
+from gsv_triton.settings import Limits, Settings
 
 RATE = 32_000
 # 503 must come back fast when Triton is down (the bound is 2 s).
@@ -54,20 +53,20 @@ def fields(**changes) -> CloneFields:
 
 # -- settings ---------------------------------------------------------------------------------------------------
 def test_settings_read_gsv_environment_and_share_the_limits(monkeypatch) -> None:
-    assert GatewaySettings().limits == Limits()  # same defaults as the Triton side
+    assert Settings().limits == Limits()  # same defaults as the Triton side
     monkeypatch.setenv("GSV_MAX_TEXT_CHARS", "123")
     monkeypatch.setenv("GSV_REQUEST_TIMEOUT_S", "7.5")
     monkeypatch.setenv("GSV_TRITON_URL", "grpc://triton:9001/")
-    settings = GatewaySettings()
+    settings = Settings()
     assert settings.limits.max_text_chars == 123 and settings.request_timeout_s == 7.5
     assert settings.triton_url == "triton:9001"
 
 
 def test_settings_reject_partial_default_reference_and_http_urls(tmp_path) -> None:
     with pytest.raises(ValueError, match="all three"):
-        GatewaySettings(default_refer_path=tmp_path / "a.wav", default_refer_text="hi")
+        Settings(default_refer_path=tmp_path / "a.wav", default_refer_text="hi")
     with pytest.raises(ValueError, match="gRPC"):
-        GatewaySettings(triton_url="http://127.0.0.1:8000")
+        Settings(triton_url="http://127.0.0.1:8000")
 
 
 def test_cli_flags_override_the_environment(monkeypatch, tmp_path) -> None:
@@ -136,16 +135,16 @@ def test_reference_over_the_upload_limit_is_413() -> None:
     ],
 )
 def test_request_rules_name_the_field(change, field, status) -> None:
-    settings = GatewaySettings()
+    settings = Settings()
     with pytest.raises(InputError) as info:
         voice_clone_rules(build_tensors(fields(**change), settings), settings.limits)
     assert (info.value.field, info.value.status) == (field, status)
 
 
 def test_tensors_carry_exactly_what_was_sent_plus_configured_defaults() -> None:
-    plain = build_tensors(fields(), GatewaySettings())
+    plain = build_tensors(fields(), Settings())
     assert set(plain) == {"text", "text_language", "prompt_text", "prompt_language", "reference_audio"}
-    configured = GatewaySettings(default_cut_punc="。", max_new_tokens=40)
+    configured = Settings(default_cut_punc="。", max_new_tokens=40)
     tensors = build_tensors(fields(seed=2**64 - 1, top_k=5, speed=1.25), configured)
     assert tensors["cut_punc"][0] == "。".encode() and tensors["max_new_tokens"].tolist() == [40]
     assert tensors["seed"].dtype == np.int64 and tensors["seed"].tolist() == [-1]  # same 64 bits
@@ -191,7 +190,7 @@ def test_paths_are_confined_to_the_reference_directory(tmp_path) -> None:
 def gateway_without_triton(tmp_path_factory):
     refs = tmp_path_factory.mktemp("refs")
     (refs / "ref.wav").write_bytes(wav(3.5))
-    settings = GatewaySettings(
+    settings = Settings(
         triton_url=f"127.0.0.1:{free_port()}",  # nothing listens there
         refer_root=refs,
         default_refer_path=refs / "ref.wav",
@@ -282,7 +281,7 @@ def test_upstream_routes_refuse_paths_outside_the_root(gateway_without_triton, t
 
 
 def test_unexpected_faults_are_500_with_a_request_id_and_no_traceback() -> None:
-    app = create_app(GatewaySettings(triton_url=f"127.0.0.1:{free_port()}"))
+    app = create_app(Settings(triton_url=f"127.0.0.1:{free_port()}"))
 
     @app.get("/boom")
     async def boom() -> None:
@@ -298,7 +297,7 @@ def test_unexpected_faults_are_500_with_a_request_id_and_no_traceback() -> None:
 
 
 def test_openapi_schema_lists_every_route() -> None:
-    paths = create_app(GatewaySettings()).openapi()["paths"]
+    paths = create_app(Settings()).openapi()["paths"]
     assert {"/v1/voice-clone", "/", "/change_refer", "/health", "/metrics"} <= set(paths)
     form = paths["/v1/voice-clone"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert form is not None and "200" in paths["/v1/voice-clone"]["post"]["responses"]
@@ -306,10 +305,10 @@ def test_openapi_schema_lists_every_route() -> None:
 
 def test_unusable_paths_stop_start_up(tmp_path: Path) -> None:
     (tmp_path / "short.wav").write_bytes(wav(1.0))
-    settings = GatewaySettings(
+    settings = Settings(
         default_refer_path=tmp_path / "short.wav", default_refer_text="x", default_refer_language="zh"
     )
     with pytest.raises(UserError, match="3-10 s"):
         BackgroundGateway(settings)
     with pytest.raises(UserError, match="not a directory"):
-        BackgroundGateway(GatewaySettings(refer_root=tmp_path / "missing"))
+        BackgroundGateway(Settings(refer_root=tmp_path / "missing"))

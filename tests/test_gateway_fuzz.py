@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gsv_gateway.app import create_app
-from gsv_gateway.settings import GatewaySettings
+from gsv_triton.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def fuzzed_gateway(triton_server, reference_audio, tmp_path_factory):
 
 # The schema the running gateway serves at /openapi.json (it depends on no setting); loaded at collection time
 # because schemathesis's lazy fixture loader does not work with pytest 9.
-schema = schemathesis.openapi.from_dict(create_app(GatewaySettings()).openapi())
+schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 
 
 @schema.parametrize()

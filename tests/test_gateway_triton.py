@@ -26,8 +26,8 @@ import soundfile as sf
 from gateway_fixtures import start_gateway
 
 from gsv_gateway.server import BackgroundGateway
-from gsv_gateway.settings import GatewaySettings
 from gsv_triton.server import TritonServer, free_port
+from gsv_triton.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -258,7 +258,7 @@ def test_health_and_metrics_after_traffic(gateway, refs) -> None:
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_requests_past_the_timeout_are_504(triton_server, refs, transport) -> None:
     http_url = triton_server.http_url if transport == "http" else None
-    settings = GatewaySettings(triton_url=triton_server.grpc_url, triton_http_url=http_url, request_timeout_s=0.001,
+    settings = Settings(triton_url=triton_server.grpc_url, triton_http_url=http_url, request_timeout_s=0.001,
                                max_new_tokens=MAX_NEW_TOKENS)  # fmt: skip
     with BackgroundGateway(settings) as gateway:
         response = _post_clone(gateway.url, (refs / "ref1.wav").read_bytes(), seed=1)
@@ -273,7 +273,7 @@ def test_triton_stopped_is_503_and_restarted_is_200_without_gateway_restart(
 ) -> None:
     ports = [free_port() for _ in range(3)]
     http_url = f"127.0.0.1:{ports[0]}" if transport == "http" else None
-    settings = GatewaySettings(
+    settings = Settings(
         triton_url=f"127.0.0.1:{ports[1]}", triton_http_url=http_url, max_new_tokens=MAX_NEW_TOKENS
     )
     reference = (refs / "ref2.wav").read_bytes()

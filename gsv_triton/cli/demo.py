@@ -24,9 +24,9 @@ import numpy as np
 import soundfile as sf
 
 from gsv_gateway.server import BackgroundGateway
-from gsv_gateway.settings import GatewaySettings
 from gsv_triton.errors import GsvError, UserError
 from gsv_triton.server import TritonServer, TritonServerError, free_port
+from gsv_triton.settings import Settings
 
 # The seed's Python example (voice-clone-integration-summary.md).
 SEED_TEXT = "你好，这是一个语音克隆测试。"
@@ -91,7 +91,7 @@ def run_demo(
             waited = triton.wait_ready(READY_TIMEOUT_S)
         except TritonServerError as exc:
             raise UserError(f"{exc.summary} (see {log_path})") from exc
-        settings = GatewaySettings(
+        settings = Settings(
             triton_url=triton.grpc_endpoint, triton_http_url=triton.http_endpoint, max_new_tokens=max_new_tokens,
             request_timeout_s=REQUEST_TIMEOUT_S, voice_dir=Path(voice_dir.name),
         )  # fmt: skip

@@ -8,7 +8,7 @@ moves tensors in and out and turns errors into per-request Triton errors.
 Config parameters: ``default_cut_punc`` (api.py's ``-cp``, default empty: split at newlines only),
 ``reference_cache_size``, ``prompt_cache_size``, ``warmup_languages`` (comma-separated; the text frontend runs
 once per language at load time so no request pays the dictionary loading). Limits come from ``GSV_*`` environment variables
-(``gsv_triton.settings.limits_from_env``) of the server process.
+(``gsv_triton.settings.Settings().limits``) of the server process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
 from gsv_triton.contract import VOICE_CLONE
-from gsv_triton.settings import limits_from_env
+from gsv_triton.settings import Settings
 
 from .triton_io import bls_pipeline, guarded, request_inputs, response
 
@@ -27,7 +27,7 @@ from .triton_io import bls_pipeline, guarded, request_inputs, response
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        self.limits = limits_from_env()
+        self.limits = Settings().limits
         self.default_cut_punc = params.get("default_cut_punc", "")
         self.pipeline = bls_pipeline(args, params, self.limits)
         self.logger = pb_utils.Logger

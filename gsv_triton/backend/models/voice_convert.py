@@ -12,7 +12,7 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import parse_convert_request
 from gsv_triton.contract import VOICE_CONVERT
-from gsv_triton.settings import limits_from_env
+from gsv_triton.settings import Settings
 
 from .triton_io import bls_pipeline, guarded, request_inputs, response
 
@@ -20,7 +20,7 @@ from .triton_io import bls_pipeline, guarded, request_inputs, response
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
-        self.limits = limits_from_env()
+        self.limits = Settings().limits
         self.pipeline = bls_pipeline(args, params, self.limits, prompt_cache=False)
         self.logger = pb_utils.Logger
 
