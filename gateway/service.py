@@ -13,20 +13,25 @@ from contextlib import contextmanager
 import numpy as np
 
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
+from gsv_triton.contract import VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import Settings
 
 from .metrics import GatewayMetrics
 from .offload import INLINE_MAX_SAMPLES, run_cpu
 from .triton import StreamPiece, Synthesis, TritonVoiceClone
-from .validation import REFERENCE_INPUT, CloneFields, build_tensors, bytes_tensor
+from .validation import CloneFields, build_tensors, contract_tensors
 
 # Encoders cheap enough per sample to run inline for short audio (the lossy ones take ~15 ms per second).
 INLINE_FORMATS = ("wav", "pcm")
 
 
 class VoiceCloneService:
-    """Shared by the routes through ``Depends``; holds the process's one Triton client."""
+    """Shared by the routes through ``Depends``; holds the process's one Triton client.
+
+    Every call takes ``names``, the calling route's table of client field names (``gateway.validation``): the
+    one place where an InputError, from Triton or from the wire checks, gets the name the client sent.
+    """
 
     def __init__(self, triton: TritonVoiceClone, settings: Settings, metrics: GatewayMetrics) -> None:
         self.triton = triton
@@ -34,43 +39,41 @@ class VoiceCloneService:
         self.limits = settings.limits
         self.metrics = metrics
 
-    async def synthesize(self, fields: CloneFields, request_id: str, reference_field: str = "audio") -> Synthesis:
-        """Run voice_clone on ``fields``; its errors name ``reference_field`` for the reference."""
-        with client_names({REFERENCE_INPUT: reference_field}):
+    async def synthesize(self, fields: CloneFields, request_id: str, names: Mapping[str, str]) -> Synthesis:
+        """Run voice_clone on ``fields``."""
+        with client_names(names):
             result = await self.triton.synthesize(build_tensors(fields, self.settings), request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
     async def stream(
-        self, fields: CloneFields, request_id: str, reference_field: str = "audio"
+        self, fields: CloneFields, request_id: str, names: Mapping[str, str]
     ) -> AsyncIterator[StreamPiece]:
-        """voice_clone_stream's pieces of ``fields`` as they come (errors named like :meth:`synthesize`'s)."""
-        with client_names({REFERENCE_INPUT: reference_field}):
+        """voice_clone_stream's pieces of ``fields`` as they come."""
+        with client_names(names):
             async for piece in self.triton.stream(build_tensors(fields, self.settings), request_id):
                 self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
                 yield piece
 
-    async def convert(self, tensors: dict[str, np.ndarray], request_id: str, reference_field: str = "audio") -> Synthesis:
-        """Run voice_convert on ``tensors``; errors name ``reference_field`` for the target clip."""
-        with client_names({REFERENCE_INPUT: reference_field}):
-            result = await self.triton.convert(tensors, request_id)
+    async def convert(self, values: Mapping[str, object], request_id: str, names: Mapping[str, str]) -> Synthesis:
+        """Run voice_convert on ``values`` (its input names; None: not sent)."""
+        with client_names(names):
+            result = await self.triton.convert(contract_tensors(VOICE_CONVERT, values), request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
-    async def encode_voice(self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str) -> dict[str, np.ndarray]:
-        """The stored-voice features of a clip and its transcript (voice_encode; its rules, its errors)."""
-        tensors = {
-            "reference_audio": bytes_tensor(audio),
-            "prompt_text": bytes_tensor(prompt_text),
-            "prompt_language": bytes_tensor(prompt_language),
-        }
-        with client_names({REFERENCE_INPUT: "audio"}):
-            return await self.triton.encode_voice(tensors, request_id)
+    async def encode_voice(
+        self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str, names: Mapping[str, str]
+    ) -> dict[str, np.ndarray]:
+        """The stored-voice features of a clip and its transcript (voice_encode)."""
+        values = {"reference_audio": audio, "prompt_text": prompt_text, "prompt_language": prompt_language}
+        with client_names(names):
+            return await self.triton.encode_voice(contract_tensors(VOICE_ENCODE, values), request_id)
 
 
 @contextmanager
 def client_names(names: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise an InputError from Triton under the client's name of its tensor (``names``: tensor -> field)."""
+    """Re-raise an InputError under the client's name of its tensor (``names``: tensor -> field)."""
     try:
         yield
     except InputError as exc:

@@ -1,9 +1,11 @@
-"""A synthesis request as the routes received it (:class:`CloneFields`) and the ``voice_clone`` tensors it
-becomes, typed by the tensor contract (``gsv_triton.contract``).
+"""The tensors the gateway sends to Triton, typed by the tensor contract (``gsv_triton.contract``), and the
+client field names of each route kind.
 
-The gateway checks only what the wire format itself needs (a number that does not fit its Triton datatype);
-every request rule and the reference clip (decoded once, inside Triton) are ``voice_clone``'s own, and its
-errors come back as data naming the input and the HTTP status (``gateway.triton``).
+The gateway checks only what the wire format itself needs (an integer that does not fit its Triton datatype);
+every request rule and the reference clip (decoded once, inside Triton) belong to the models, whose errors come
+back as data naming the input and the HTTP status (``gateway.triton``). Where a route calls a tensor by another
+name (the reference is ``audio`` on the forms, ``refer_wav_path`` for api.py; the text is ``input`` for OpenAI),
+its table below renames those errors in one place (``gateway.service``).
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsv_triton.contract import VOICE_CLONE
+from gsv_triton.contract import VOICE_CLONE, ModelContract, TensorSpec
 from gsv_triton.errors import InputError
 from gsv_triton.settings import Settings
 
 # Wire ranges of the integer inputs (INT32 top_k / max_new_tokens, INT64 seed; a seed may also be given as
-# its unsigned 64-bit value, which is what the response reports).
-INT32_MAX = 2**31 - 1
+# its unsigned 64-bit value, which is what the responses report).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN = -(2**63)
 UINT64_END = 2**64
-# The input name voice_clone uses for the reference, renamed to the field the client sent.
+# The input name the models use for the reference clip (the client's field name differs per route).
 REFERENCE_INPUT = "reference_audio"
+# Each route kind's client field names, where they differ from the tensor names (tensor -> field): Triton's
+# errors name tensors, and the service renames them through the table of the route that called.
+FORM_FIELDS: Mapping[str, str] = {REFERENCE_INPUT: "audio"}  # the multipart routes: /v1/voice-clone(/stream), ...
+UPSTREAM_FIELDS: Mapping[str, str] = {REFERENCE_INPUT: "refer_wav_path"}  # api.py's GET/POST /
+OPENAI_FIELDS: Mapping[str, str] = {"text": "input", "text_language": "language"}  # /v1/audio/speech
 
 
 @dataclass(frozen=True)
@@ -45,43 +52,47 @@ class CloneFields:
     voice: Mapping[str, np.ndarray] | None = None
 
 
-def bytes_tensor(value: str | bytes) -> np.ndarray:
-    """A BYTES tensor of one element (text as UTF-8)."""
-    return VOICE_CLONE.input("text").array(value)
+def wire_tensor(spec: TensorSpec, value: object) -> np.ndarray:
+    """``value`` as the tensor ``spec`` describes; InputError (400) when an integer does not fit its datatype.
+
+    Arrays pass unchanged (a stored voice's features are already typed). A float beyond FP32 becomes inf,
+    which the model refuses by name; the integer ranges are the only rule Triton cannot state itself.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if spec.datatype == "INT32" and isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+        raise InputError(spec.name, f"must be an integer in [{INT32_MIN}, {INT32_MAX}], got {value}")
+    if spec.datatype == "INT64" and isinstance(value, int):
+        # Seeds are reported as unsigned 64-bit values; sent back, they travel as the same 64 bits.
+        if not INT64_MIN <= value < UINT64_END:
+            raise InputError(spec.name, f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {value}")
+        return np.array([value % UINT64_END], dtype=np.uint64).view(np.int64)
+    with np.errstate(over="ignore"):
+        return spec.array(value)
 
 
-def seed_tensor(seed: int) -> np.ndarray:
-    """The INT64 seed input of ``seed``, which may also be given as its unsigned 64-bit value."""
-    if not INT64_MIN <= seed < UINT64_END:
-        raise InputError("seed", f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {seed}")
-    return np.array([seed % UINT64_END], dtype=np.uint64).view(np.int64)
+def contract_tensors(contract: ModelContract, values: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """The input tensors of ``contract`` for ``values`` (input name -> value; None: not sent, left out)."""
+    return {name: wire_tensor(contract.input(name), value) for name, value in values.items() if value is not None}
 
 
 def build_tensors(fields: CloneFields, settings: Settings) -> dict[str, np.ndarray]:
-    """The voice_clone input tensors of ``fields`` (optional inputs only when given or configured)."""
-    tensors = {"text": bytes_tensor(fields.text), "text_language": bytes_tensor(fields.text_language)}
+    """The voice_clone (and voice_clone_stream) input tensors of ``fields``, plus the configured defaults."""
+    values: dict[str, object] = {
+        "text": fields.text,
+        "text_language": fields.text_language,
+        # api.py: an explicit cut_punc, even an empty one, wins over the configured default
+        "cut_punc": fields.cut_punc if fields.cut_punc is not None else settings.default_cut_punc,
+        "top_k": fields.top_k,
+        "top_p": fields.top_p,
+        "temperature": fields.temperature,
+        "speed": fields.speed,
+        "seed": fields.seed,
+        "max_new_tokens": settings.max_new_tokens,
+    }
     if fields.voice is not None:
-        tensors.update(fields.voice)
+        values.update(fields.voice)
     else:
-        for name in ("prompt_text", "prompt_language", REFERENCE_INPUT):
-            value = getattr(fields, name)
-            if value is None:
-                raise InputError(name, "is required")
-            tensors[name] = bytes_tensor(value)
-    cut_punc = fields.cut_punc if fields.cut_punc is not None else settings.default_cut_punc
-    if cut_punc is not None:
-        tensors["cut_punc"] = bytes_tensor(cut_punc)
-    if fields.top_k is not None:
-        if not -INT32_MAX <= fields.top_k <= INT32_MAX:
-            raise InputError("top_k", f"must be an integer in [1, {INT32_MAX}], got {fields.top_k}")
-        tensors["top_k"] = VOICE_CLONE.input("top_k").array(fields.top_k)
-    with np.errstate(over="ignore"):  # a float beyond FP32 becomes inf, which voice_clone rejects by name
-        for name in ("top_p", "temperature", "speed"):
-            value = getattr(fields, name)
-            if value is not None:
-                tensors[name] = VOICE_CLONE.input(name).array(value)
-    if fields.seed is not None:
-        tensors["seed"] = seed_tensor(fields.seed)
-    if settings.max_new_tokens is not None:
-        tensors["max_new_tokens"] = VOICE_CLONE.input("max_new_tokens").array(settings.max_new_tokens)
-    return tensors
+        values.update(prompt_text=fields.prompt_text, prompt_language=fields.prompt_language,
+                      reference_audio=fields.reference_audio)  # fmt: skip
+    return contract_tensors(VOICE_CLONE, values)

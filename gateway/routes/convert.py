@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
@@ -22,7 +21,7 @@ from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
 from ..models import ErrorResponse
 from ..service import VoiceCloneService, audio_headers, encode_result
-from ..validation import bytes_tensor, seed_tensor
+from ..validation import FORM_FIELDS
 from ..voices import VoiceStore, load_voice
 
 router = APIRouter(tags=["voice conversion"])
@@ -66,22 +65,16 @@ async def voice_convert(
     if (voice_id is None) == (audio is None):
         raise InputError("voice_id", "send the target as exactly one of voice_id (a stored voice) or audio (a clip)",
                          422 if voice_id is None else 400)  # fmt: skip
-    source = await _upload(source_audio, "source_audio", service)
-    tensors = {
-        "source_audio": bytes_tensor(source),
-        "text": bytes_tensor(text),
-        "text_language": bytes_tensor(text_language),
+    values = {
+        "source_audio": await _upload(source_audio, "source_audio", service),
+        "text": text,
+        "text_language": text_language,
+        "reference_audio": await _upload(audio, "audio", service) if audio is not None else None,
+        "ge": (await load_voice(voices, voice_id)).features["ge"] if voice_id is not None else None,
+        "speed": speed,
+        "seed": seed,
     }
-    if voice_id is not None:
-        tensors["ge"] = (await load_voice(voices, voice_id)).features["ge"]
-    else:
-        assert audio is not None
-        tensors["reference_audio"] = bytes_tensor(await _upload(audio, "audio", service))
-    if speed is not None:
-        tensors["speed"] = np.array([speed], dtype=np.float32)
-    if seed is not None:
-        tensors["seed"] = seed_tensor(seed)
-    result = await service.convert(tensors, request_id_of(request), reference_field="audio")
+    result = await service.convert(values, request_id_of(request), FORM_FIELDS)
     encoded = await encode_result(result, fmt, sample_rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed)}
     return Response(encoded.data, media_type=encoded.media_type, headers=headers)

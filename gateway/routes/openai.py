@@ -16,14 +16,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.audio.formats import MEDIA_TYPES, check_output
-from gsv_triton.errors import InputError, renamed
+from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
 from ..models import ErrorResponse, ModelCard, ModelList, SpeechRequest, SpeechVoice
 from ..service import VoiceCloneService, audio_headers, encode_result
-from ..validation import CloneFields
+from ..validation import OPENAI_FIELDS, CloneFields
 from ..voices import ID_PREFIX, Voice, VoiceNotFound, VoiceStore, load_voice
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -32,8 +32,6 @@ router = APIRouter(tags=["OpenAI-compatible"])
 MODEL_IDS = ("gpt-sovits", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_DEFAULT_FORMAT = "mp3"
 OPENAI_PCM_RATE = 24_000
-# voice_clone's input names -> this request's field names.
-OPENAI_FIELDS = {"text": "input", "text_language": "language"}
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 500, 503, 504)}
 SPEECH_RESPONSES = {
     200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"},
@@ -81,10 +79,7 @@ async def speech(
     voice = await _voice(voices, body.voice)
     fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
                          voice=voice.features)  # fmt: skip
-    try:
-        result = await service.synthesize(fields, request_id_of(request))
-    except InputError as exc:
-        raise renamed(exc, OPENAI_FIELDS) from None
+    result = await service.synthesize(fields, request_id_of(request), OPENAI_FIELDS)
     encoded = await encode_result(result, fmt, rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
     return Response(encoded.data, media_type=encoded.media_type, headers=headers)

@@ -29,6 +29,7 @@ from ..errors import request_id_of
 from ..forms import SynthesisForm, parse_form, read_form
 from ..models import ErrorResponse
 from ..service import VoiceCloneService
+from ..validation import FORM_FIELDS
 from .voice_clone import clone_fields
 
 router = APIRouter(tags=["voice clone"])
@@ -66,7 +67,7 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
     service: VoiceCloneService = request.app.state.service
     fields = await clone_fields(service, request.app.state.voices, form)
     request_id = request_id_of(request)
-    pieces = service.stream(fields, request_id)
+    pieces = service.stream(fields, request_id, FORM_FIELDS)
     first = await anext(pieces)  # errors before any audio still get their status and JSON body
 
     async def body() -> AsyncIterator[bytes]:

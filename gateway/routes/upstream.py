@@ -24,7 +24,7 @@ from ..errors import NoReference, request_id_of
 from ..models import ChangeReferRequest, ErrorResponse, UpstreamResult, UpstreamTTSRequest
 from ..references import PATH_FIELD, Reference, ReferenceStore, load_reference, read_confined
 from ..service import VoiceCloneService, audio_headers, encode_result
-from ..validation import CloneFields
+from ..validation import UPSTREAM_FIELDS, CloneFields
 
 router = APIRouter(tags=["upstream api.py"])
 
@@ -83,7 +83,7 @@ async def _tts(request: Request, params: UpstreamTTSRequest, store: ReferenceSto
         temperature=params.temperature,
         speed=params.speed,
     )
-    result = await service.synthesize(fields, request_id_of(request), reference_field=PATH_FIELD)
+    result = await service.synthesize(fields, request_id_of(request), UPSTREAM_FIELDS)
     encoded = await encode_result(result, fmt, params.sample_rate)
     return Response(encoded.data, media_type=encoded.media_type, headers=audio_headers(encoded))
 

@@ -19,7 +19,7 @@ from ..forms import SynthesisForm, parse_form, read_form
 from ..models import ErrorResponse, VoiceCloneResponse
 from ..offload import INLINE_MAX_SAMPLES, run_cpu
 from ..service import VoiceCloneService, encode_result
-from ..validation import CloneFields
+from ..validation import FORM_FIELDS, CloneFields
 from ..voices import VoiceStore, load_voice
 
 router = APIRouter(tags=["voice clone"])
@@ -96,7 +96,7 @@ async def voice_clone(request: Request) -> Response:
     fmt, _ = check_output(form.response_format, form.sample_rate, OUTPUT_SAMPLE_RATE)
     service: VoiceCloneService = request.app.state.service
     fields = await clone_fields(service, request.app.state.voices, form)
-    result = await service.synthesize(fields, request_id_of(request), reference_field="audio")
+    result = await service.synthesize(fields, request_id_of(request), FORM_FIELDS)
     encoded = await encode_result(result, fmt, form.sample_rate)
     inline = len(encoded.data) <= INLINE_MAX_SAMPLES * 2  # base64 of up to 3 s of 16-bit audio: < 0.2 ms
     body = await run_cpu(inline, _response_json, encoded, form.text, started, result.seed)

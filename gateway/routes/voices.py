@@ -16,6 +16,7 @@ from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
 from ..models import ErrorResponse, VoiceList, VoiceResponse
 from ..service import VoiceCloneService
+from ..validation import FORM_FIELDS
 from ..voices import VoiceStore, check_voice_id
 
 router = APIRouter(tags=["voice library"])
@@ -38,7 +39,7 @@ async def create_voice(
     if audio.size is not None and audio.size > limit:
         raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
     data = await audio.read()
-    features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request))
+    features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request), FORM_FIELDS)
     seconds = float(features.pop("reference_seconds")[0])
     info = await run_in_threadpool(voices.create, name, prompt_text, prompt_language, data, seconds, features)
     return VoiceResponse(**asdict(info))
