@@ -233,13 +233,15 @@ class TritonVoiceClone:
     def _domain_error(self, exc, model: str) -> Exception:
         status = str(exc.status())
         message = exc.message() or str(exc)
+        if UNKNOWN_MODEL in message:  # checked first: Triton's HTTP endpoint answers it with 400
+            if model != self.model_name:
+                return ServiceUnavailable(
+                    f"the Triton repository has no {model} model (it serves this route): install it with "
+                    "`python -m gsv_export.extra_models REPO`, then restart Triton"
+                )
+            status = "StatusCode.UNAVAILABLE"  # voice_clone itself missing: not ready, a 503 like any other
         if status == "StatusCode.INVALID_ARGUMENT":
             return InputError.from_wire(message) or InputError("request", message)
-        if UNKNOWN_MODEL in message and model != self.model_name:
-            return ServiceUnavailable(
-                f"the Triton repository has no {model} model (it serves this route): install it with "
-                "`python -m gsv_export.extra_models REPO`, then restart Triton"
-            )
         if status in _UNAVAILABLE:
             return ServiceUnavailable(
                 f"the voice-cloning service is not available: Triton at {self.url} is not reachable or its "
