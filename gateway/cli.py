@@ -54,7 +54,7 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, with_triton_url: bool
 
 def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
     """Settings from the environment, then the given flags, then ``overrides``; UserError if invalid."""
-    # Imported here: building the parser (gsv-triton --help) must not need the gateway's dependencies.
+    # Imported here: building the parser (gsv-triton --help) stays cheap; pydantic loads only to run.
     from pydantic import ValidationError
 
     from gsv_triton.settings import Settings
