@@ -23,9 +23,18 @@ from gsv_gateway.cli import build_parser, settings_from_args
 from gsv_gateway.errors import ForbiddenPath
 from gsv_gateway.references import confined_path, load_default_reference, read_confined
 from gsv_gateway.server import BackgroundGateway
-from gsv_gateway.validation import CloneFields, build_tensors
+from gsv_gateway.service import VoiceCloneService
+from gsv_gateway.validation import (
+    FORM_FIELDS,
+    OPENAI_FIELDS,
+    UPSTREAM_FIELDS,
+    CloneFields,
+    build_tensors,
+    contract_tensors,
+)
 from gsv_triton.audio import validate_reference
 from gsv_triton.backend.requests import parse_request
+from gsv_triton.contract import VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.server import free_port
 from gsv_triton.settings import Limits, Settings
@@ -152,6 +161,40 @@ def test_tensors_carry_exactly_what_was_sent_plus_configured_defaults() -> None:
     explicit = build_tensors(fields(cut_punc=""), configured)
     assert explicit["cut_punc"][0] == b""  # an explicit empty cut_punc wins over the default (api.py)
     assert voice_clone_rules(tensors, configured.limits) == pytest.approx(3.5)
+
+
+def test_every_model_gets_contract_typed_tensors_and_only_wire_checks() -> None:
+    convert = contract_tensors(VOICE_CONVERT, {"source_audio": b"RIFF", "text": "hi", "text_language": "en",
+                                               "reference_audio": None, "ge": np.ones(4, np.float32), "seed": 2**63})  # fmt: skip
+    assert set(convert) == {"source_audio", "text", "text_language", "ge", "seed"}  # None: not sent
+    assert convert["text"].dtype == object and convert["seed"].tolist() == [-(2**63)]
+    encode = contract_tensors(VOICE_ENCODE, {"reference_audio": b"", "prompt_text": "x", "prompt_language": "zh"})
+    assert encode["reference_audio"][0] == b""  # an empty clip is the model's to refuse (400 "empty")
+    for change, field in (({"top_k": 2**31}, "top_k"), ({"seed": -(2**63) - 1}, "seed")):
+        with pytest.raises(InputError) as info:
+            build_tensors(fields(**change), Settings())
+        assert (info.value.field, info.value.status) == (field, 400)
+    # Everything else goes as sent, for voice_clone to judge: a float beyond FP32 arrives as inf.
+    assert np.isinf(build_tensors(fields(temperature=1e300), Settings())["temperature"][0])
+
+
+@pytest.mark.parametrize(
+    ("names", "tensor", "field"),
+    [(FORM_FIELDS, "reference_audio", "audio"), (UPSTREAM_FIELDS, "reference_audio", "refer_wav_path"),
+     (OPENAI_FIELDS, "text", "input"), (OPENAI_FIELDS, "top_k", "top_k")],
+)  # fmt: skip
+def test_triton_errors_come_back_under_the_route_s_field_names(names, tensor, field) -> None:
+    """A model's InputError names its tensor; the service renames it once, through the calling route's table."""
+    import asyncio
+
+    class RefusingTriton:
+        async def synthesize(self, tensors, request_id):
+            raise InputError(tensor, "breaks a rule", 415)
+
+    service = VoiceCloneService(RefusingTriton(), Settings(), None)  # type: ignore[arg-type]
+    with pytest.raises(InputError) as info:
+        asyncio.run(service.synthesize(fields(), "id", names))
+    assert (info.value.field, info.value.status, info.value.message) == (field, 415, "breaks a rule")
 
 
 # -- refer_wav_path confinement ---------------------------------------------------------------------------------
