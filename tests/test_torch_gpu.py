@@ -4,7 +4,8 @@ runs this file on a GPU host before it measures anything.
 * the captured steps compute what the same steps compute eagerly (same kernels, same windows): identical tokens,
   also for a padded batch and after a longer request left stale K/V in the cache;
 * float16 on CUDA follows float32 on the CPU: T2S logits along a forced token path, and every plain network;
-* the T2SEngine (t2s_engine's continuous batching) on CUDA graphs gives a lone request the runner's tokens.
+* the T2SEngine (t2s_engine's continuous batching) on CUDA graphs gives a lone request the runner's tokens, every
+  graph it uses was captured by its warm-up, on the runner's one capture stream.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from test_gpu_path import PLAIN, _network_inputs, torch_repository  # noqa: F401
 from tiny_t2s import tiny_decoder, tiny_rows
 
 from gsv_export.onnx_utils import relative_error
-from gsv_triton.backend.t2s.torch_runner import TorchT2SRunner, batch_bucket
+from gsv_triton.backend.t2s.torch_runner import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
 from gsv_triton.backend.torch_device import resolve_placement
 from gsv_triton.backend.torch_networks import load_network
 
@@ -58,14 +59,17 @@ def test_cuda_engine_serves_requests_like_the_runner() -> None:
     kwargs = dict(top_k=1, repetition_penalty=1.0, max_new_tokens=60, eos_enabled=False)
     expected = runner.generate(phones, berts, prompt, **kwargs)
     engine = T2SEngine(TorchT2SRunner(tiny_decoder(), cuda), lanes=16)
-    engine.warm_up()
-    assert engine.runner.graph_count == 5 * 2  # buckets 1, 2, 4, 8, 16 x two windows
+    windows = engine.runner._max_context // CONTEXT_BUCKET
+    assert engine.warm_up() == engine.runner.graph_count == 5 * windows  # buckets 1..16 x every window
+    stream = engine.runner.capture_stream()
     try:
         for x, y in zip(expected, engine.generate(phones, berts, prompt, **kwargs), strict=True):
             np.testing.assert_array_equal(x, y)
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(lambda i: engine.generate(phones[:1], berts[:1], prompt, seed=i, **kwargs), range(16)))
         assert all(len(r[0]) == 59 for r in results)
+        assert engine.runner.graph_count == 5 * windows, "no capture after the warm-up"
+        assert engine.runner.capture_stream() is stream
     finally:
         engine.close()
 

@@ -15,8 +15,15 @@ from tiny_t2s import tiny_decoder, tiny_rows
 from gsv_export.onnx_utils import ort_session
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
-from gsv_triton.backend.t2s.torch_runner import CONTEXT_BUCKET, TorchT2SRunner, batch_bucket
-from gsv_triton.backend.torch_device import resolve_placement
+from gsv_triton.backend.t2s.torch_runner import (
+    CONTEXT_BUCKET,
+    TorchT2SRunner,
+    attention_window,
+    batch_bucket,
+    batch_buckets,
+    capture_plan,
+)
+from gsv_triton.backend.torch_device import Placement, keep_float32_exact, resolve_placement
 from gsv_triton.errors import InputError, UserError
 
 MAX_TOKENS = 40
@@ -186,3 +193,92 @@ def test_engine_fails_requests_in_flight_and_keeps_serving(runners, monkeypatch)
         assert len(engine.generate(phones, berts, prompt, top_k=1, max_new_tokens=5, eos_enabled=False)[0]) == 4
     finally:
         engine.close()
+
+
+def test_capture_plan_covers_every_window_a_step_can_use() -> None:
+    """Every window _step can pick for a cache of that size is in the plan, for every bucket (a window missing
+    from the warm-up would be captured mid-flight, stalling every lane)."""
+    context = 4 * CONTEXT_BUCKET
+    plan = capture_plan(batch_buckets(16), context)
+    assert batch_buckets(16) == (1, 2, 4, 8, 16) and batch_buckets(5) == (1, 2, 4, 8) and batch_buckets(1) == (1,)
+    windows = [CONTEXT_BUCKET * k for k in range(1, 5)]
+    assert plan == [(rows, w) for rows in (1, 2, 4, 8, 16) for w in windows]
+    used = {attention_window(top, context) for top in range(1, context + 1)}
+    assert used == set(windows)
+    assert capture_plan((4, 1, 4), CONTEXT_BUCKET) == [(1, CONTEXT_BUCKET), (4, CONTEXT_BUCKET)]
+
+
+class _RecordingGraphs:
+    """Stands in for the CUDA capture of a runner on the CPU: records what would be captured, and the step
+    inputs' shapes, so the engine's warm-up plan can be checked without a GPU."""
+
+    def __init__(self, runner: TorchT2SRunner) -> None:
+        self.captured: list[tuple[int, int, int]] = []
+        self.graphs: dict = {}
+        runner.use_graphs = True  # the capture itself is replaced below; nothing here needs CUDA
+        runner._graphs = self.graphs
+
+        def graph(inputs, window):
+            key = (inputs.kv.data_ptr(), tuple(inputs.kv.shape), window)
+            if key not in self.graphs:
+                self.captured.append((inputs.kv.shape[2], window, inputs.kv.shape[4]))
+                self.graphs[key] = (None, None)
+            return self.graphs[key]
+
+        runner._graph = graph
+
+
+def test_engine_warm_up_captures_every_bucket_and_window_and_again_after_growth() -> None:
+    from gsv_triton.backend.t2s.engine import T2SEngine
+
+    runner = TorchT2SRunner(tiny_decoder(), resolve_placement("cpu"), max_context=2 * CONTEXT_BUCKET)
+    fake = _RecordingGraphs(runner)
+    engine = T2SEngine(runner, lanes=4)
+    try:
+        assert engine.warm_up() == 3 * 2  # buckets 1, 2, 4 x windows 256, 512
+        assert sorted(fake.captured) == [(r, w, 2 * CONTEXT_BUCKET) for r in (1, 2, 4) for w in (256, 512)]
+        fake.captured.clear()
+        engine._ensure_cache(3 * CONTEXT_BUCKET)  # what _admit does for a longer request, with no lane busy
+        engine._capture()
+        assert sorted(fake.captured) == [(r, w, 3 * CONTEXT_BUCKET) for r in (1, 2, 4) for w in (256, 512, 768)]
+        assert runner.graph_count == 9  # the grown cache dropped the old graphs
+    finally:
+        engine.close()
+    only_first = TorchT2SRunner(tiny_decoder(), resolve_placement("cpu"), max_context=2 * CONTEXT_BUCKET)
+    fake = _RecordingGraphs(only_first)
+    assert only_first.warm_up((1, 2), windows=1) == 2 and all(w == CONTEXT_BUCKET for _, w, _ in fake.captured)
+
+
+def test_every_capture_uses_the_runners_one_stream(monkeypatch) -> None:
+    made = []
+
+    class FakeStream:
+        def __init__(self, device=None) -> None:
+            made.append(device)
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    runner = TorchT2SRunner(tiny_decoder(), resolve_placement("cpu"))
+    streams = {id(runner.capture_stream()) for _ in range(5)}
+    assert len(streams) == 1 and made == [torch.device("cpu")]
+
+
+@pytest.fixture
+def tf32_flags():
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_float32_on_cuda_turns_tf32_off(tf32_flags) -> None:
+    """The placement a float32 network gets on CUDA (vq_encode) turns TF32 off for convolutions and matmuls;
+    float16 or CPU placements leave the process flags alone. (Placement objects need no GPU to exist.)"""
+    cuda = torch.device("cuda:0")
+    torch.backends.cudnn.allow_tf32 = True  # cuDNN convolutions' default
+    assert not keep_float32_exact(Placement(cuda, torch.float16))
+    assert not keep_float32_exact(Placement(torch.device("cpu"), torch.float32))
+    assert torch.backends.cudnn.allow_tf32 is True
+    assert keep_float32_exact(Placement(cuda, torch.float32))
+    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9: the per-operator view agrees
+        assert torch.backends.cudnn.conv.fp32_precision != "tf32"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"

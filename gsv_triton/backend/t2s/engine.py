@@ -7,7 +7,9 @@ request (a Future comes back); one worker thread owns the runner and its static 
 * a request waits until its rows fit in free lanes, is prefilled alone (eagerly) into them, and from the next
   step on decodes together with every other active lane, each row at its own slot and position;
 * a finished row frees its lane at once, so queued requests join mid-flight (no waiting for the batch to drain);
-* the step runs the smallest batch bucket covering the highest busy lane, as one CUDA graph per (bucket, window).
+* the step runs the smallest batch bucket covering the highest busy lane, as one CUDA graph per (bucket, window);
+  :meth:`T2SEngine.warm_up` captures all of them at load, and again after the cache grows (only ever while no
+  lane is busy), so a capture never stalls the lanes in flight.
 
 Rows stay independent: each keeps its own sampling state (ids seen, a generator seeded from the request), and the
 stop rules are :class:`TorchT2SRunner`'s, so a request's tokens equal what ``TorchT2SRunner.generate`` gives it
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 
 from gsv_triton.backend.t2s.loop import T2SBatch, finished_row, sample_step
-from gsv_triton.backend.t2s.torch_runner import CONTEXT_BUCKET, TorchT2SRunner, _StepInputs, batch_bucket
+from gsv_triton.backend.t2s.torch_runner import CONTEXT_BUCKET, TorchT2SRunner, _StepInputs, batch_bucket, batch_buckets
 from gsv_triton.errors import InputError
 
 DEFAULT_LANES = 16
@@ -70,6 +72,8 @@ class T2SEngine:
         self._full: _StepInputs | None = None
         self._views: dict[int, _StepInputs] = {}
         self._closed = False
+        self._warmed = False  # warm_up ran: a grown cache is captured again before decoding in it
+        self._warm_windows: int | None = None
         self._worker = threading.Thread(target=self._run, name="t2s-engine", daemon=True)
         self._worker.start()
 
@@ -89,21 +93,20 @@ class T2SEngine:
         """Blocking form of :meth:`submit`: a drop-in for ``TorchT2SRunner.generate`` in ``run_t2s``."""
         return self.submit(phone_ids, bert, prompt_codes, **kwargs).result()
 
-    def warm_up(self, windows: int = 2) -> None:
-        """Capture the step graphs of every batch bucket for the first ``windows`` attention windows now (CUDA),
-        so the first requests at each concurrency do not pay for captures; a no-op on the CPU. Call it before
-        the first ``submit`` (the worker is idle then)."""
+    def warm_up(self, windows: int | None = None) -> int:
+        """Capture the step graphs of every batch bucket now (CUDA): every attention window of the cache, or the
+        first ``windows``, so the first requests at each concurrency do not pay for captures; a no-op on the CPU.
+        Call it before the first ``submit`` (the worker is idle then). Returns the number of graphs held."""
         runner = self.runner
         if not runner.use_graphs:
-            return
-        with torch.no_grad(), torch.cuda.device(runner.placement.device):
-            self._ensure_cache(windows * CONTEXT_BUCKET)
-            rows = 1
-            while rows <= self.lanes:
-                for w in range(1, windows + 1):
-                    runner._graph(self._inputs(rows), min(w * CONTEXT_BUCKET, runner._context))
-                rows *= 2
-            torch.cuda.synchronize(runner.placement.device)
+            return 0
+        self._warmed, self._warm_windows = True, windows
+        self._ensure_cache(CONTEXT_BUCKET if windows is None else windows * CONTEXT_BUCKET)
+        self._capture()
+        return runner.graph_count
+
+    def _capture(self) -> None:
+        self.runner.capture(self._inputs, batch_buckets(self.lanes), self._warm_windows)
 
     def close(self) -> None:
         self._closed = True
@@ -179,6 +182,8 @@ class T2SEngine:
                 if self._busy:
                     return  # growing the cache drops its contents: wait until the running rows are done
                 self._ensure_cache(needed)
+                if self._warmed:
+                    self._capture()  # no lane is busy: the captures delay nobody in flight
             self._waiting.pop(0)
             lanes = np.array(free[: batch.rows], dtype=np.int64)
             try:

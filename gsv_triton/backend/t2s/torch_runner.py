@@ -18,7 +18,9 @@ What differs is the cache and the step:
 * batch rows are padded to a bucket (1, 2, 4, 8, ...) and attention reads a window of the cache rounded up to
   ``CONTEXT_BUCKET`` positions, masked by ``key <= s`` and the row's valid text columns;
 * on CUDA each (batch bucket, window) step is captured once as a CUDA graph and replayed, so a step is one
-  launch; on the CPU the same step runs eagerly over exactly ``s + 1`` positions.
+  launch; on the CPU the same step runs eagerly over exactly ``s + 1`` positions. :meth:`TorchT2SRunner.warm_up`
+  captures every window of the cache at load (:func:`capture_plan`), so no request waits for a capture, and every
+  capture runs on the runner's one side stream.
 """
 
 from __future__ import annotations
@@ -51,6 +53,24 @@ def _round_up(value: int, multiple: int) -> int:
 def batch_bucket(rows: int) -> int:
     """The captured batch size serving ``rows`` rows: the next power of two."""
     return 1 << max(0, rows - 1).bit_length()
+
+
+def batch_buckets(rows: int) -> tuple[int, ...]:
+    """Every batch bucket up to the one serving ``rows`` rows: 1, 2, 4, ..."""
+    top = batch_bucket(max(1, rows))
+    return tuple(1 << i for i in range(top.bit_length()))
+
+
+def attention_window(top: int, context: int) -> int:
+    """The captured attention window of a step whose highest written slot is ``top - 1``."""
+    return min(_round_up(max(1, top), CONTEXT_BUCKET), context)
+
+
+def capture_plan(buckets: Sequence[int], context: int) -> list[tuple[int, int]]:
+    """Every (batch bucket, attention window) a cache of ``context`` positions can step in: what a warm-up
+    captures so that no step of any request waits for a capture (a capture mid-flight stalls every lane)."""
+    windows = sorted({attention_window(top, context) for top in range(1, context + 1, CONTEXT_BUCKET)})
+    return [(rows, window) for rows in sorted(set(buckets)) for window in windows]
 
 
 @dataclass
@@ -116,6 +136,7 @@ class TorchT2SRunner:
         self._inputs: dict[int, _StepInputs] = {}
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._pool = None
+        self._stream: torch.cuda.Stream | None = None
 
     # -- public -----------------------------------------------------------------------------------------------
     @property
@@ -267,7 +288,7 @@ class TorchT2SRunner:
         control[0], control[1], control[2] = feed, position, slot
         inputs.control.copy_(torch.from_numpy(control))
         top = int(control[2].max()) + 1
-        window = min(_round_up(top, CONTEXT_BUCKET), self._context) if self.bucket_windows else top
+        window = attention_window(top, self._context) if self.bucket_windows else top
         if self.use_graphs:
             graph, out = self._graph(inputs, window)
             graph.replay()
@@ -307,11 +328,10 @@ class TorchT2SRunner:
         key = (inputs.kv.data_ptr(), tuple(inputs.kv.shape), tuple(inputs.kv.stride()), inputs.control.data_ptr(),
                inputs.base_valid.data_ptr(), tuple(inputs.base_valid.shape), window)  # fmt: skip
         if key not in self._graphs:
-            dev = self.placement.device
-            with torch.cuda.device(dev):
+            with torch.cuda.device(self.placement.device):
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
-                stream = torch.cuda.Stream()
+                stream = self.capture_stream()
                 stream.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(stream):
                     for _ in range(CAPTURE_WARMUP_RUNS):
@@ -319,20 +339,37 @@ class TorchT2SRunner:
                 torch.cuda.current_stream().wait_stream(stream)
                 graph = torch.cuda.CUDAGraph()
                 # Graphs share one memory pool: only one runs at a time and its output is read right away.
-                with torch.cuda.graph(graph, pool=self._pool):
+                with torch.cuda.graph(graph, pool=self._pool, stream=stream):
                     out = self._step_compute(inputs, window)
             self._graphs[key] = (graph, out)
         return self._graphs[key]
 
-    def warm_up(self, batch_buckets: Sequence[int] = (1,), windows: int = 1) -> None:
-        """Capture the first ``windows`` attention windows of each batch bucket now (CUDA), so the first
-        requests do not pay for captures; a no-op on the CPU."""
+    def capture_stream(self) -> torch.cuda.Stream:
+        """The one side stream of every warm-up run and capture of this runner (made on first use): a new
+        stream per capture would leave dozens of streams behind after a full warm-up."""
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=self.placement.device)
+        return self._stream
+
+    def warm_up(self, batch_buckets: Sequence[int] = (1,), windows: int | None = None) -> int:
+        """Capture the steps of each batch bucket now (CUDA): the first ``windows`` attention windows, or (None)
+        every window of the cache, so that no request pays for a capture; a no-op on the CPU. Returns the number
+        of graphs held afterwards."""
         if not self.use_graphs:
-            return
+            return 0
         with torch.no_grad():
             self._reserve(max(batch_buckets), CONTEXT_BUCKET)  # the largest first: growing drops graphs
-            for rows in batch_buckets:
-                inputs = self._inputs_for(rows)
-                for w in range(1, windows + 1):
-                    self._graph(inputs, min(w * CONTEXT_BUCKET, self._context))
+            self.capture(self._inputs_for, batch_buckets, windows)
+        return self.graph_count
+
+    def capture(self, inputs_for, buckets: Sequence[int], windows: int | None = None) -> None:
+        """Capture :func:`capture_plan` of the current cache (only its first ``windows`` windows when given);
+        ``inputs_for(rows)`` gives a bucket's step inputs (the runner's own, or an engine's lane views)."""
+        plan = capture_plan(buckets, self._context)
+        if windows is not None:
+            plan = [(rows, w) for rows, w in plan if w <= windows * CONTEXT_BUCKET]
+        with torch.no_grad():
+            for rows, window in plan:
+                self._graph(inputs_for(rows), window)
+        if self.placement.is_cuda:
             torch.cuda.synchronize(self.placement.device)
