@@ -4,7 +4,9 @@ The torch runtime (``runtime: "torch"`` in a model's ``config.pbtxt``) is the me
 onnxruntime-gpu and TensorRT cannot be installed: our own torch modules on CUDA. ``auto`` is the default of both
 parameters, so one repository serves on a GPU host (cuda, float16) and on a CPU host (cpu, float32) unchanged.
 Importing this module imports torch: serving code imports it only when a model selects the torch runtime
-(:func:`gsv_triton.backend.models.onnx_model.uses_torch_runtime`).
+(:func:`gsv_triton.backend.models.onnx_model.uses_torch_runtime`). A float32 network on CUDA also turns TF32 off
+(:func:`keep_float32_exact`): float32 is only ever chosen where float16 rounding is too coarse (``vq_encode``'s
+argmin), and TF32 would round the inputs of its convolutions and matmuls to 10 mantissa bits all the same.
 """
 
 from __future__ import annotations
@@ -65,7 +67,19 @@ def resolve_placement(device: str = AUTO, dtype: str = AUTO, device_id: int = 0)
     return Placement(dev, DTYPES[dtype])
 
 
+def keep_float32_exact(placement: Placement) -> bool:
+    """Turn TF32 off for float32 matmuls and cuDNN convolutions when ``placement`` is float32 on CUDA (cuDNN
+    convolutions default to TF32). The flags are per process: a Triton instance is its own stub process, so this
+    reaches only the models that asked for float32. Returns whether it changed anything."""
+    if not (placement.is_cuda and placement.dtype == torch.float32):
+        return False
+    # The legacy flags: every torch version has them, and torch >= 2.9 maps them onto its per-operator
+    # fp32_precision settings (setting those instead makes reading the legacy flags raise there).
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return True
+
+
 def placement_from_parameters(params: Mapping[str, str], device_id: int = 0, dtype_default: str = AUTO) -> Placement:
     """The placement named by a model's config parameters (``device``, ``dtype``)."""
     return resolve_placement(params.get("device") or AUTO, params.get("dtype") or dtype_default, device_id)
-

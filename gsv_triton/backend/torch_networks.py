@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsv_triton.backend.torch_device import Placement
+from gsv_triton.backend.torch_device import Placement, keep_float32_exact
 from gsv_triton.contract import CONTRACTS
 from gsv_triton.errors import UserError
 from gsv_triton.networks.saved import SOVITS_PARTS, TORCH_PORT_NETWORKS, read_network
@@ -125,6 +125,7 @@ def load_network(folder: Path, placement: Placement) -> TorchNetwork:
         method = {"vq_encode": "extract_codes", "ref_encoder": "reference_embedding", "sovits_decode": "decode"}
         forward = getattr(module, method[network])
     module.to(device=placement.device, dtype=placement.dtype).eval()
+    keep_float32_exact(placement)  # float32 on CUDA (vq_encode) means float32, not TF32
     inputs, outputs = PORTS[network]
     return TorchNetwork(network, forward, inputs, outputs, placement)
 
