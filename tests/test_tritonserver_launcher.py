@@ -27,10 +27,11 @@ from gsv_triton.server import (
     TritonServerError,
     check_model_repository,
     free_port,
+    locate,
     locate_tritonserver,
     serve_main,
 )
-from gsv_triton.server.locate import STUB_NAME, _pytriton_root, pytriton_backend_dir
+from gsv_triton.server.locate import STUB_NAME, _pytriton_root, libpython_dir, pytriton_backend_dir
 
 READY_TIMEOUT_S = 60.0
 SLOW_MODEL_SLEEP_S = 1.0
@@ -375,3 +376,50 @@ def _wait_for(path: Path, timeout: float) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.02)
+
+
+def _libdir(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    (folder / "libpython3.12.so.1.0").write_bytes(b"")
+    return folder
+
+
+def _a_file_in(folder: str) -> str:
+    """The name of some file in a system folder (stands for a distribution libpython there)."""
+    names = sorted(p.name for p in Path(folder).iterdir() if p.is_file()) if Path(folder).is_dir() else []
+    if not names:
+        pytest.skip(f"{folder} holds no file on this host")
+    return names[0]
+
+
+def test_libpython_dir_only_for_a_python_outside_the_system_folders(tmp_path: Path):
+    """LIBDIR goes on the stub's LD_LIBRARY_PATH only when it holds the shared libpython and the linker would
+    not find it anyway: a system LIBDIR first on the path would shadow the CUDA libraries torch brings."""
+    pyenv = _libdir(tmp_path, "pyenv/lib")
+    config = {"LIBDIR": str(pyenv), "INSTSONAME": "libpython3.12.so.1.0", "MULTIARCH": "x86_64-linux-gnu"}
+    assert libpython_dir(config) == pyenv
+    assert libpython_dir(config | {"INSTSONAME": "libpython3.12.a"}) is None  # a static build: nothing to find
+    assert libpython_dir(config | {"LIBDIR": None}) is None
+    system = "/usr/lib/x86_64-linux-gnu"
+    assert libpython_dir(config | {"LIBDIR": system, "INSTSONAME": _a_file_in(system)}) is None
+    assert libpython_dir(config | {"LIBDIR": "/usr/lib", "INSTSONAME": _a_file_in("/usr/lib")}) is None
+
+
+def test_pytriton_install_leaves_a_system_libdir_off_ld_library_path(tmp_path: Path, monkeypatch):
+    wheel_root = tmp_path / "site" / "pytriton" / "tritonserver"
+    (wheel_root / "bin").mkdir(parents=True)
+    (wheel_root / "bin" / "tritonserver").write_bytes(b"")
+    vendored = tmp_path / "site" / "nvidia_pytriton.libs"
+    vendored.mkdir()
+    monkeypatch.setattr(locate, "pytriton_backend_dir", lambda root, cache: tmp_path / "backends")
+    folder = "/usr/lib/x86_64-linux-gnu"
+    system = {"LIBDIR": folder, "INSTSONAME": _a_file_in(folder), "MULTIARCH": "x86_64-linux-gnu"}
+    monkeypatch.setattr(locate.sysconfig, "get_config_vars", lambda: system)
+    install = locate.pytriton_install(wheel_root, tmp_path / "cache")
+    assert install.library_path == (vendored,)
+    assert install.environment({"LD_LIBRARY_PATH": "/cuda"})["LD_LIBRARY_PATH"] == f"{vendored}:/cuda"
+    pyenv = _libdir(tmp_path, "pyenv/lib")
+    own = system | {"LIBDIR": str(pyenv), "INSTSONAME": "libpython3.12.so.1.0"}
+    monkeypatch.setattr(locate.sysconfig, "get_config_vars", lambda: own)
+    assert locate.pytriton_install(wheel_root, tmp_path / "cache").library_path == (vendored, pyenv)

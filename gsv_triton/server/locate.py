@@ -21,6 +21,7 @@ import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gsv_triton.errors import UserError
 
@@ -96,16 +97,39 @@ def pytriton_install(wheel_root: Path, cache_dir: Path) -> TritonInstall:
         raise UserError(f"the nvidia-pytriton wheel has no tritonserver binary at {binary}")
     # auditwheel puts the vendored libraries in <site-packages>/nvidia_pytriton.libs.
     vendored = wheel_root.parent.parent / "nvidia_pytriton.libs"
-    # The stub links libpython3.X.so; without LIBDIR it resolves to the distribution's libpython,
-    # which may be a different patch release than the interpreter whose stdlib it then loads.
-    libdir = sysconfig.get_config_var("LIBDIR")
-    library_path = tuple(p for p in (vendored, Path(libdir) if libdir else None) if p and p.is_dir())
+    libpython = libpython_dir()
+    library_path = tuple(p for p in (vendored, libpython) if p and p.is_dir())
     return TritonInstall(
         binary=binary,
         backend_dir=pytriton_backend_dir(wheel_root, cache_dir),
         kind="pytriton",
         library_path=library_path,
     )
+
+
+# Folders the dynamic linker searches without LD_LIBRARY_PATH (before the multiarch ones are added).
+SYSTEM_LIBRARY_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
+
+
+def libpython_dir(config: Mapping[str, Any] | None = None) -> Path | None:
+    """The folder to put on the stub's LD_LIBRARY_PATH for this interpreter's libpython, or None.
+
+    The stub links libpython3.X.so; a Python outside the system folders (pyenv, a venv's base in /opt) must
+    lend its LIBDIR, else the stub loads the distribution's libpython, maybe another patch release than the
+    stdlib it then imports. A system LIBDIR (/usr/lib/x86_64-linux-gnu) is found anyway, and first on
+    LD_LIBRARY_PATH it would shadow the CUDA libraries torch brings (it outranks their RUNPATH), so it is left
+    out, as is a LIBDIR without the shared libpython (a static build). ``config``: sysconfig's variables.
+    """
+    config = sysconfig.get_config_vars() if config is None else config
+    libdir, soname = config.get("LIBDIR"), config.get("INSTSONAME")
+    if not libdir or not soname or not (Path(libdir) / str(soname)).is_file():
+        return None
+    multiarch = config.get("MULTIARCH")
+    system = {*SYSTEM_LIBRARY_DIRS, *(f"{d}/{multiarch}" for d in SYSTEM_LIBRARY_DIRS if multiarch)}
+    resolved = os.path.realpath(libdir)
+    if resolved in {os.path.realpath(d) for d in system}:
+        return None
+    return Path(libdir)
 
 
 def pytriton_backend_dir(wheel_root: Path, cache_dir: Path) -> Path:
