@@ -2,7 +2,9 @@
 
 Not exercised on this project's machines: TensorRT cannot be installed here (its wheels come from
 NVIDIA's own index). The code uses only TensorRT's documented Python API (Builder, OnnxParser,
-optimization profiles) so it runs inside NVIDIA's Triton container.
+optimization profiles) so it runs inside NVIDIA's Triton container. The engines are weakly typed
+(``BuilderFlag.FP16`` turns float16 on per layer), which TensorRT 11 removed: TensorRT 10 is required
+(``tensorrt>=10,<11``), and a newer one is refused with one clear line instead of an AttributeError mid-export.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 from gsv_triton.errors import UserError
 
+# The TensorRT major versions with BuilderFlag.FP16 (weak typing); 11 builds strongly typed networks only.
+SUPPORTED_MAJOR = 10
 # Per input: (min, opt, max) shapes of one optimization profile.
 Profile = Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
 
@@ -20,14 +24,28 @@ Profile = Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
 def require_tensorrt() -> None:
     """Stop with one clear line when this host cannot build engines."""
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except ImportError as exc:
         raise UserError(
             "--target gpu needs TensorRT and a CUDA GPU: the Python package 'tensorrt' is not importable "
             f"here ({exc}). Run the export inside NVIDIA's Triton container, or use --target cpu."
         ) from None
+    check_tensorrt_version(tensorrt.__version__)
     if shutil.which("nvidia-smi") is None:
         raise UserError("--target gpu needs a CUDA GPU: nvidia-smi was not found on this host.")
+
+
+def check_tensorrt_version(version: str) -> None:
+    """Refuse a TensorRT other than 10.x: these builds set BuilderFlag.FP16, which 11 no longer has."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise UserError(f"cannot read the TensorRT version {version!r}") from None
+    if major != SUPPORTED_MAJOR:
+        raise UserError(
+            f"--target gpu needs TensorRT {SUPPORTED_MAJOR}.x (weakly typed fp16 engines), found {version}: "
+            f"install 'tensorrt>={SUPPORTED_MAJOR},<{SUPPORTED_MAJOR + 1}' or use --target gpu-torch."
+        )
 
 
 def build_engine(onnx_path: Path, engine_path: Path, profile: Profile, fp16: bool = True) -> Path:
@@ -44,6 +62,8 @@ def build_engine(onnx_path: Path, engine_path: Path, profile: Profile, fp16: boo
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 4 << 30)
     if fp16:
+        if not hasattr(trt.BuilderFlag, "FP16"):  # TensorRT 11: strongly typed networks only
+            check_tensorrt_version(trt.__version__)
         config.set_flag(trt.BuilderFlag.FP16)
     opt_profile = builder.create_optimization_profile()
     for name, (lo, opt, hi) in profile.items():
