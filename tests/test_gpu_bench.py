@@ -186,3 +186,30 @@ def test_tensorrt_other_than_10_is_refused_in_one_line() -> None:
     for version in ("11.0.0", "9.2.0", "dev"):
         with pytest.raises(UserError, match="TensorRT"):
             check_tensorrt_version(version)
+
+
+def test_wheels_check_before_a_device_call(tmp_path: Path) -> None:
+    """perf/gpu_wheels.sh --check: the bundle must exist, hold tritonserver, its stub and the gRPC client with
+    grpcio/protobuf/ml_dtypes, and fit with the working tree in what a device call carries."""
+    import tarfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    check = ["bash", str(ROOT / "perf" / "gpu_wheels.sh"), "--check", str(wheels)]
+    run = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "no " in run.stderr and "run perf/gpu_wheels.sh first" in run.stderr
+    members = ["pytriton/tritonserver/bin/tritonserver", "pytriton/tritonserver/python_backend_stubs/3.12/"
+               "triton_python_backend_stub", "grpc/__init__.py", "google/protobuf/__init__.py", "ml_dtypes/__init__.py",
+               "tritonclient/grpc/__init__.py", "numpy/__init__.py"]  # fmt: skip
+    for present in (members[:2] + members[3:], members):
+        site = tmp_path / "site"
+        for name in present:
+            (site / name).parent.mkdir(parents=True, exist_ok=True)
+            (site / name).write_text("")
+        with tarfile.open(wheels / "gpu_site-py3.12.tar.xz", "w:xz") as tar:
+            tar.add(site, arcname="site")
+        run = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        if present is members:
+            assert run.returncode == 0 and "MiB of 64" in run.stdout, run.stdout + run.stderr
+        else:
+            assert run.returncode == 2 and "lacks site/grpc/__init__.py" in run.stderr
