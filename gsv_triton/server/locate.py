@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gsv_triton.errors import UserError
+from gsv_triton.settings import Settings
 
 # Explicit override: path of a tritonserver binary (its backends are looked up next to it).
 BINARY_ENV_VAR = "GSV_TRITONSERVER"
@@ -66,7 +67,7 @@ def locate_tritonserver(cache_dir: Path | None = None) -> TritonInstall:
     The container wins over the wheel because it has the GPU backends; ``cache_dir`` is where the
     wheel's backend directory is assembled (default :func:`default_cache_dir`).
     """
-    override = os.environ.get(BINARY_ENV_VAR)
+    override = Settings().tritonserver
     if override:
         binary = Path(override)
         if not (binary.is_file() and os.access(binary, os.X_OK)):
