@@ -601,21 +601,24 @@ class StepTimer:
     def __enter__(self) -> StepTimer:
         prefill, step = self.runner._prefill, self.runner._step
 
-        def timed_prefill(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return prefill(*args, **kwargs)
-            finally:
-                self.prefill_s += time.perf_counter() - start
+        def timed(func, record):
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    record(time.perf_counter() - start)
 
-        def timed_step(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return step(*args, **kwargs)
-            finally:
-                self.step_s += time.perf_counter() - start
-                self.steps += 1
+            return wrapper
 
+        def add_prefill(seconds: float) -> None:
+            self.prefill_s += seconds
+
+        def add_step(seconds: float) -> None:
+            self.step_s += seconds
+            self.steps += 1
+
+        timed_prefill, timed_step = timed(prefill, add_prefill), timed(step, add_step)
         self.runner._prefill, self.runner._step = timed_prefill, timed_step
         return self
 

@@ -39,13 +39,7 @@ class GatewayProcess:
 
     def stop(self) -> int:
         """SIGTERM (uvicorn finishes in-flight requests), SIGKILL after a grace period; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, STOP_TIMEOUT_S)
         return int(self.process.returncode)
 
 
@@ -89,3 +83,17 @@ def create_voice(url: str, audio: bytes, headers: dict[str, str] | None = None, 
     data = {"prompt_text": VOICE_PROMPT, "prompt_language": "zh", **fields}
     return httpx.post(f"{url}/v1/voices", data=data, files={"audio": ("ref.wav", audio)}, headers=headers,
                       timeout=VOICE_TIMEOUT_S)  # fmt: skip
+
+
+def terminate(process: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM, then SIGKILL if ``process`` has not exited after ``timeout`` s; True when it had to be killed."""
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return True
+    return False

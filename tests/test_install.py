@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import CLI_TIMEOUT_S, READY_TIMEOUT_S
+from gateway_fixtures import terminate
 
 from gsv_triton.errors import UserError
 from gsv_triton.server import free_port, locate_tritonserver
@@ -166,14 +167,8 @@ class ServeProcess:
     def stop(self) -> int:
         """SIGTERM: serve drains and stops tritonserver itself. SIGKILL (serve and Triton's group) only after
         STOP_TIMEOUT_S, so no server outlives the test."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                self._kill_tritonserver()
+        if terminate(self.process, STOP_TIMEOUT_S):
+            self._kill_tritonserver()
         return int(self.process.returncode)
 
     def _kill_tritonserver(self) -> None:
