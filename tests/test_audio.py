@@ -307,6 +307,13 @@ def test_rejects_binary_garbage():
     expect_error(np.random.default_rng(0).bytes(5000), 415, "could not decode")
 
 
+def test_not_audio_message_names_no_python_object():
+    """Issue 20: the 415 message carried "<_io.BytesIO object at 0x...>"; libsndfile's reason stays."""
+    with pytest.raises(InputError) as info:
+        prepare_reference(b"GIF89a not audio" * 10, LIMITS)
+    assert "object at 0x" not in info.value.message and "Format not recognised" in info.value.message
+
+
 def test_rejects_empty_bytes():
     expect_error(b"", 400, "empty")
 

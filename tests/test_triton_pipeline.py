@@ -362,3 +362,13 @@ def test_t2s_chunks_do_not_change_a_pieces_tokens(tiny_model_repository, referen
     assert len(whole.segment_tokens) == 5
     np.testing.assert_array_equal(chunked.tokens, whole.tokens)
     np.testing.assert_array_equal(chunked.audio, whole.audio)
+
+
+def test_rule_messages_show_the_value_that_broke_the_rule() -> None:
+    """Issue 20: top_p = 1.0000001 (an FP32 just above 1) was refused with "got 1"."""
+    inputs = _request_inputs(b"RIFF")
+    inputs["top_p"] = np.array([1.0000001], dtype=np.float32)
+    with pytest.raises(InputError) as info:
+        parse_request(inputs)
+    assert info.value.field == "top_p" and not info.value.message.endswith("got 1")
+    assert "got 1.0000001" in info.value.message

@@ -71,9 +71,12 @@ def _pcm16_wav(data: bytes) -> tuple[np.ndarray, int] | None:
 
 
 def _not_audio(exc: Exception) -> InputError:
+    # libsndfile's own words ("Format not recognised."): str(exc) would also name our in-memory file object,
+    # an address that means nothing to a client.
+    reason = getattr(exc, "error_string", None) or str(exc)
     return InputError(
         "audio",
-        f"could not decode the upload as audio (supported: {SUPPORTED_FORMATS}): {exc}",
+        f"could not decode the upload as audio (supported: {SUPPORTED_FORMATS}): {reason}",
         STATUS_NOT_AUDIO,
     )
 

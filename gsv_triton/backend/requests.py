@@ -26,6 +26,8 @@ PROMPT_STRINGS = ("prompt_text", "prompt_language")
 # prompt_language, prompt codes + ge replace reference_audio (``voice_encode`` computes all four).
 PROMPT_FEATURES = ("prompt_phone_ids", "prompt_bert")
 REFERENCE_FEATURES = ("prompt_codes", "ge")
+# Rule messages print numbers with 9 significant digits, enough to tell any FP32 from the bound it broke
+# (":g" showed top_p = 1.0000001 as "got 1").
 # Speed scales the latent length (frames = int(2T / speed) + 1): outside this range the audio is either
 # unintelligible or a few tokens expand to minutes. Upstream's webui slider spans 0.6-1.65.
 MIN_SPEED = 0.25
@@ -121,7 +123,7 @@ def _required_strings(
 def _speed(inputs: Mapping[str, np.ndarray]) -> float:
     speed = _number(inputs, "speed", SamplingDefaults.speed)
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:g}")
+        raise InputError("speed", f"must be in [{MIN_SPEED:g}, {MAX_SPEED:g}], got {speed:.9g}")
     return speed
 
 
@@ -193,13 +195,13 @@ def parse_request(
         raise InputError("top_k", f"must be an integer >= 1, got {top_k}")
     top_p = _number(inputs, "top_p", SamplingDefaults.top_p)
     if not 0.0 < top_p <= 1.0:
-        raise InputError("top_p", f"must be in (0, 1], got {top_p:g}")
+        raise InputError("top_p", f"must be in (0, 1], got {top_p:.9g}")
     temperature = _number(inputs, "temperature", SamplingDefaults.temperature)
     if not temperature > 0.0:
-        raise InputError("temperature", f"must be > 0, got {temperature:g}")
+        raise InputError("temperature", f"must be > 0, got {temperature:.9g}")
     penalty = _number(inputs, "repetition_penalty", SamplingDefaults.repetition_penalty)
     if not penalty > 0.0:
-        raise InputError("repetition_penalty", f"must be > 0, got {penalty:g}")
+        raise InputError("repetition_penalty", f"must be > 0, got {penalty:.9g}")
     speed = _speed(inputs)
     max_new_tokens = _integer(inputs, "max_new_tokens", SamplingDefaults.max_new_tokens)
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
