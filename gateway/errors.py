@@ -104,6 +104,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     fields: dict[str, dict] = {}
     for error in exc.errors():
         names = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "form", "path", "header")]
+        if error.get("type") == "json_invalid":
+            names = ["body"]  # its loc is ("body", <character offset>): the offset names no field
         fields.setdefault(names[0] if names else "", error)
     field, first = next(iter(fields.items()), ("", {}))
     rule = "is required" if first.get("type") == "missing" else str(first.get("msg", "is invalid")).lower()

@@ -355,3 +355,12 @@ def test_unusable_paths_stop_start_up(tmp_path: Path) -> None:
         BackgroundGateway(settings)
     with pytest.raises(UserError, match="not a directory"):
         BackgroundGateway(Settings(refer_root=tmp_path / "missing"))
+
+
+def test_invalid_json_names_the_body_not_a_character_offset(gateway_without_triton) -> None:
+    """Issue 20: a JSON body that does not parse was reported as field "10" (the offset of the error)."""
+    gateway, _ = gateway_without_triton
+    response = httpx.post(f"{gateway.url}/v1/audio/speech", content=b'{"input": oops',
+                          headers={"content-type": "application/json"}, timeout=10)  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["field"] == "body", response.text
