@@ -163,7 +163,7 @@ step() {  # step NAME COMMAND...: run it with the time left (minus a reserve for
 CKPT="$WORK/checkpoints-$SIZE"
 if [[ ! -f "$CKPT/.complete" ]]; then
   say "demo checkpoints ($SIZE) -> $CKPT"
-  step "demo checkpoints" "$PY" -m gsv_triton.cli demo-checkpoints --size "$SIZE" --version v2 --seed 0 --out "$CKPT" \
+  step "demo checkpoints" "$PY" -m gsv_cli demo-checkpoints --size "$SIZE" --version v2 --seed 0 --out "$CKPT" \
     && touch "$CKPT/.complete"
 fi
 REPO="$WORK/repository-$SIZE"
@@ -172,7 +172,7 @@ if [[ "${GSV_BENCH_REUSE_REPO:-0}" == 1 && -f "$REPO/.complete" ]]; then
 elif [[ -z "$SETUP_ERROR" ]]; then
   say "export --target gpu-torch -> $REPO"
   rm -rf "$REPO"
-  step "export" "$PY" -m gsv_triton.cli export --target gpu-torch --gpt "$CKPT/gpt.ckpt" --sovits "$CKPT/sovits.pth" \
+  step "export" "$PY" -m gsv_cli export --target gpu-torch --gpt "$CKPT/gpt.ckpt" --sovits "$CKPT/sovits.pth" \
     --hubert "$CKPT/chinese-hubert-base" --bert "$CKPT/chinese-roberta-wwm-ext-large" --out "$REPO" \
     && touch "$REPO/.complete"
 fi

@@ -13,4 +13,4 @@ REPO=artifacts/repository-$SIZE
 .venv/bin/gsv-triton export --gpt "$CKPT/gpt.ckpt" --sovits "$CKPT/sovits.pth" \
   --hubert "$CKPT/chinese-hubert-base" --bert "$CKPT/chinese-roberta-wwm-ext-large" --out "$REPO"
 echo "[demo] model repository written to $REPO"
-.venv/bin/python -m gsv_triton.cli.demo --model-repository "$REPO" --out output.wav
+.venv/bin/python -m gsv_cli.demo --model-repository "$REPO" --out output.wav

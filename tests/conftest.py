@@ -29,7 +29,7 @@ import soundfile as sf
 from gsv_triton.errors import UserError
 from gsv_triton.server import TritonServer, free_port, locate_tritonserver
 
-CLI = [sys.executable, "-m", "gsv_triton.cli"]
+CLI = [sys.executable, "-m", "gsv_cli"]
 CLI_TIMEOUT_S = 900
 # Loading ~10 Python stubs (plus the text frontend warm-up) on 2 busy cores.
 READY_TIMEOUT_S = 300.0

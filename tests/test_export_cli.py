@@ -12,7 +12,7 @@ import pytest
 
 from gsv_export.onnx_utils import ort_session
 
-CLI = [sys.executable, "-m", "gsv_triton.cli"]
+CLI = [sys.executable, "-m", "gsv_cli"]
 EXPECTED_FILES = {
     "ssl": "ssl/1/ssl.onnx",
     "bert": "bert/1/bert.onnx",

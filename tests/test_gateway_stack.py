@@ -1,5 +1,5 @@
 """Triton and the gateway run together: ``gsv-triton up`` (as a process, stopped by SIGTERM) and the demo step
-of the README's main command (``gsv_triton.cli.demo.run_demo``), both on the tiny exported repository."""
+of the README's main command (``gsv_cli.demo.run_demo``), both on the tiny exported repository."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 import soundfile as sf
 
-from gsv_triton.cli.demo import run_demo
+from gsv_cli.demo import run_demo
 from gsv_triton.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def _port_open(port: int) -> bool:
 def test_up_serves_and_stops_triton_and_gateway_together(tiny_model_repository, reference_audio, tmp_path) -> None:
     port, http, grpc, metrics = (free_port() for _ in range(4))
     command = [
-        sys.executable, "-m", "gsv_triton.cli.up", "--model-repository", str(tiny_model_repository),
+        sys.executable, "-m", "gsv_cli.up", "--model-repository", str(tiny_model_repository),
         "--host", "127.0.0.1", "--port", str(port), "--triton-http-port", str(http), "--triton-grpc-port", str(grpc),
         "--triton-metrics-port", str(metrics), "--max-new-tokens", "40",
     ]  # fmt: skip

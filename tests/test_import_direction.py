@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Folder -> the package name it installs as (pyproject's package-dir).
-PACKAGES = {"gsv_triton": "gsv_triton", "export": "gsv_export", "gateway": "gsv_gateway"}
+PACKAGES = {"gsv_triton": "gsv_triton", "export": "gsv_export", "gateway": "gsv_gateway", "cli": "gsv_cli"}
 
 # Each part and the parts it may import (itself always).
 ALLOWED: dict[str, set[str]] = {
@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"ground", "frontends", "networks", "backend", "export", "server", "client", "gateway"},
 }
 PARTS = (  # prefix -> part, most specific first
-    ("gsv_triton.cli", "cli"),
+    ("gsv_cli", "cli"),
     ("gsv_triton.client", "client"),
     ("gsv_triton.server", "server"),
     ("gsv_triton.backend", "backend"),

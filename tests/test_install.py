@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the wheel is built from (pyproject's packages, package-dir targets and readme).
-SOURCES = ("pyproject.toml", "README.md", "gsv_triton", "export", "gateway", "model_repository")
+SOURCES = ("pyproject.toml", "README.md", "gsv_triton", "export", "gateway", "cli", "model_repository")
 INSTALL_TIMEOUT_S = 300
 # serve_main drains for up to 30 s, then Triton unloads ~10 stubs.
 STOP_TIMEOUT_S = 60.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gsv_triton.cli import main as cli_main
+from gsv_cli import main as cli_main
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.settings import Limits
 from gsv_triton.text import bert_token_ids, g2p_report, get_phones_and_bert_inputs, load_vocab

@@ -111,7 +111,7 @@ def up_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gsv_triton.cli.up`` (the same as ``gsv-triton up``)."""
+    """``python -m gsv_cli.up`` (the same as ``gsv-triton up``)."""
     from gsv_triton.errors import GsvError
 
     parser = argparse.ArgumentParser(prog="gsv-triton up", description=__doc__)

@@ -1,7 +1,7 @@
 """The last step of the README's main command: serve an exported repository, make the seed's example request
 through the gateway, write the WAV, stop everything, say where the file is.
 
-    python -m gsv_triton.cli.demo --model-repository artifacts/repository-tiny [--out output.wav]
+    python -m gsv_cli.demo --model-repository artifacts/repository-tiny [--out output.wav]
 
 Triton and the gateway listen on free loopback ports only for the duration of the request. Without
 ``--reference`` a synthetic voiced clip is written next to the output and used as the reference. With demo
@@ -127,7 +127,7 @@ def run_demo(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gsv_triton.cli.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m gsv_cli.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model-repository", required=True)
     parser.add_argument("--out", default="output.wav")

@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_arguments(p)
     p.set_defaults(func=_client)
 
+    from gsv_cli.up import add_up_arguments, up_main
     from gsv_gateway.cli import add_gateway_arguments, gateway_main
-    from gsv_triton.cli.up import add_up_arguments, up_main
 
     p = sub.add_parser("gateway", help="FastAPI gateway (/v1/voice-clone, api.py routes) in front of Triton")
     add_gateway_arguments(p)
