@@ -2,8 +2,11 @@
 
 Order: the gateway's port is bound first (a taken port fails before Triton spends time loading), then
 tritonserver starts and must become ready, then the gateway serves. Ctrl-C or SIGTERM stops the gateway
-gracefully (in-flight requests finish), then Triton drains and exits. If Triton dies on its own, the gateway is
-stopped too and the exit status is non-zero, so a supervisor notices.
+gracefully (in-flight requests finish), then Triton drains and exits. Triton runs under a
+:class:`~gsv_triton.server.supervisor.Supervisor`: a model whose stub dies is reloaded, and a Triton that dies is
+restarted (its leftover stubs killed, its shared memory unlinked) while the gateway answers 503 and its
+``/health`` says why. Only when Triton does not come back after several starts are both stopped, with a
+non-zero exit status, so an outer supervisor notices.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
 from gsv_triton.errors import UserError
-from gsv_triton.server.tritonserver import LOOPBACK, SERVE_READY_TIMEOUT_S, TritonServer, TritonServerError
+from gsv_triton.server.supervisor import Launch, Supervisor
+from gsv_triton.server.tritonserver import LOOPBACK, SERVE_READY_TIMEOUT_S, TritonServerError
 
 DEFAULT_TRITON_PORTS = (8000, 8001, 8002)  # HTTP, gRPC, metrics: Triton's own defaults
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -49,6 +54,7 @@ def up_main(args: argparse.Namespace) -> int:
     """Run Triton and the gateway in the foreground until Ctrl-C/SIGTERM; returns the exit status."""
     from gsv_gateway.cli import settings_from_args
     from gsv_gateway.logs import configure_logging
+    from gsv_gateway.models import SupervisorHealth
     from gsv_gateway.server import GatewayServer, run_foreground
 
     grpc_port = args.triton_grpc_port
@@ -57,20 +63,19 @@ def up_main(args: argparse.Namespace) -> int:
         args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=f"{probe_host}:{args.triton_http_port}"
     )
     configure_logging(settings.log_level)
-    gateway = GatewayServer(settings, args.host, args.port)  # binds now: a taken port fails before Triton starts
-
-    triton = TritonServer()
+    triton = Supervisor(
+        Launch(Path(args.model_repository), args.triton_http_port, grpc_port, args.triton_metrics_port,
+               args.triton_address),
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    # Binds now: a taken port fails before Triton starts. /health reports what the supervisor is doing.
+    gateway = GatewayServer(
+        settings, args.host, args.port, supervisor_status=lambda: SupervisorHealth(**asdict(triton.status()))
+    )
     previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
     try:
         try:
-            triton.start(
-                Path(args.model_repository),
-                args.triton_http_port,
-                grpc_port,
-                args.triton_metrics_port,
-                address=args.triton_address,
-            )
-            waited = triton.wait_ready(SERVE_READY_TIMEOUT_S)
+            waited = triton.start(SERVE_READY_TIMEOUT_S)
         except _StopRequested:
             print("gsv-triton up: stopped during start-up", file=sys.stderr)
             return 0
@@ -80,11 +85,8 @@ def up_main(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-        triton_died = threading.Event()
-
         def watch_triton() -> None:
-            triton.wait()
-            triton_died.set()
+            triton.failed.wait()
             gateway.request_exit()
 
         threading.Thread(target=watch_triton, name="triton-watch", daemon=True).start()
@@ -97,8 +99,8 @@ def up_main(args: argparse.Namespace) -> int:
             )
 
         run_foreground(gateway, on_start=announce)
-        if triton_died.is_set():
-            print(f"gsv-triton up: tritonserver exited with code {triton.returncode}; gateway stopped", file=sys.stderr)
+        if triton.failed.is_set():
+            print(f"gsv-triton up: {triton.status().detail}; gateway stopped", file=sys.stderr)
             return EXIT_TRITON_DIED
         print("gsv-triton up: gateway stopped; stopping Triton (draining in-flight requests)", file=sys.stderr, flush=True)
         code = triton.stop()
@@ -106,8 +108,7 @@ def up_main(args: argparse.Namespace) -> int:
         return 0
     finally:
         gateway.close()
-        if triton.is_running:  # an unexpected exception: never leave an orphan tritonserver behind
-            triton.kill()
+        triton.kill()  # an unexpected exception: never leave an orphan tritonserver behind (no-op after stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,6 +15,7 @@ from .auth import ApiKeyMiddleware
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics
 from .middleware import RequestContextMiddleware
+from .models import SupervisorHealth
 from .references import ReferenceStore, load_default_reference
 from .routes.convert import router as convert_router
 from .routes.openai import router as openai_router
@@ -39,8 +40,11 @@ def max_body_bytes(settings: Settings) -> int:
     return settings.max_upload_bytes + BODY_MARGIN_BYTES + TEXT_FIELDS * UTF8_MAX_BYTES * settings.max_text_chars
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway app; ``settings`` default to the ``GSV_*`` environment."""
+def create_app(
+    settings: Settings | None = None, supervisor_status: Callable[[], SupervisorHealth] | None = None
+) -> FastAPI:
+    """The gateway app; ``settings`` default to the ``GSV_*`` environment. ``supervisor_status`` (``gsv-triton
+    up``): what the supervisor of the Triton beside us is doing, reported by ``/health``."""
     settings = settings or Settings()
     metrics = GatewayMetrics()
 
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.supervisor_status = supervisor_status
     app.state.metrics = metrics
     install_error_handlers(app)
     routers = (

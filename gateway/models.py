@@ -47,11 +47,27 @@ class TritonHealth(BaseModel):
     error: str | None = None
 
 
+class SupervisorHealth(BaseModel):
+    """What the supervisor of the Triton beside the gateway is doing (``gsv-triton up`` only)."""
+
+    state: str = Field(description="ok, recovering (reloading a model whose stub died), restarting, failed, stopped")
+    detail: str = ""
+    models: tuple[str, ...] = ()
+    stub_deaths: int = 0
+    reloads: int = 0
+    restarts: int = 0
+
+
 class HealthResponse(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="ok; degraded: Triton answers but is replacing a model whose stub died, or requests failed "
+        "inside Triton in the last seconds; unavailable: Triton or voice_clone is not ready"
+    )
     service_available: bool
     gateway_version: str
     triton: TritonHealth
+    supervisor: SupervisorHealth | None = None
+    recent_failures: int = Field(0, description="requests that failed inside Triton in the last seconds")
 
 
 class UpstreamTTSRequest(BaseModel):

@@ -22,6 +22,7 @@ from gsv_triton.settings import Settings
 
 from .app import create_app
 from .logs import configure_logging
+from .models import SupervisorHealth
 from .references import check_startup_paths
 from .voices import VoiceStore
 
@@ -52,7 +53,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class GatewayServer:
     """One uvicorn server of the gateway app on an already bound socket."""
 
-    def __init__(self, settings: Settings, host: str = "0.0.0.0", port: int = 8080) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = "0.0.0.0",
+        port: int = 8080,
+        supervisor_status: Callable[[], SupervisorHealth] | None = None,
+    ) -> None:
+        """``supervisor_status``: the state of the supervisor running Triton beside us (``gsv-triton up``)."""
         # Fail before binding anything when a configured path is unusable (one line, not a lifespan trace).
         check_startup_paths(settings)
         VoiceStore(settings.voice_dir)  # creates the voice directory, or one clear line why it cannot
@@ -61,7 +69,7 @@ class GatewayServer:
         self.host = host
         self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(
-            create_app(settings),
+            create_app(settings, supervisor_status),
             log_config=None,
             access_log=False,  # the middleware writes one structured line per request instead
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

@@ -15,7 +15,9 @@ Triton's answers become domain errors here: INVALID_ARGUMENT -> the model's ``In
 
 from __future__ import annotations
 
+import collections
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -43,6 +45,9 @@ UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repositor
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
+# Triton's words for an instance whose Python stub died: /health says "degraded" for this long after one.
+DEAD_STUB_MESSAGE = "Stub process"
+DEAD_STUB_WINDOW_S = 5.0
 
 log = logging.getLogger("gsv_gateway.triton")
 
@@ -108,6 +113,12 @@ class TritonVoiceClone:
             ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ]
         self._client = grpcaio.InferenceServerClient(url, channel_args=channel_args)
+        self._dead_stub_seen: collections.deque[float] = collections.deque(maxlen=1024)
+
+    def dead_stub_failures(self, window_s: float = DEAD_STUB_WINDOW_S) -> int:
+        """Requests that failed in the last ``window_s`` seconds because a Triton stub had died."""
+        since = time.monotonic() - window_s
+        return sum(1 for t in self._dead_stub_seen if t >= since)
 
     async def close(self) -> None:
         if self._http is not None:
@@ -170,6 +181,7 @@ class TritonVoiceClone:
         error = InputError.from_wire(message)
         if error is not None:
             return error
+        self._note_failure(message)
         log.error("triton stream failure", extra={"fields": {"triton_message": message}})
         return UpstreamFailure(f"{STREAM_MODEL} failed inside Triton")
 
@@ -252,8 +264,13 @@ class TritonVoiceClone:
                 f"{model} did not finish within {self.timeout_s:g} s "
                 "(raise GSV_REQUEST_TIMEOUT_S or --timeout for long texts)"
             )
+        self._note_failure(message)
         log.error("triton failure", extra={"fields": {"status": status, "triton_message": message}})
         return UpstreamFailure(f"{model} failed inside Triton ({status.removeprefix('StatusCode.')})")
+
+    def _note_failure(self, message: str) -> None:
+        if DEAD_STUB_MESSAGE in message:
+            self._dead_stub_seen.append(time.monotonic())
 
     # -- health ---------------------------------------------------------------------------------------------
     async def health(self) -> TritonHealth:

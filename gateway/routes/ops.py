@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,24 +16,35 @@ from ..models import HealthResponse
 from ..service import VoiceCloneService
 
 router = APIRouter(tags=["operations"])
+NOT_SERVING = ("restarting", "failed", "stopped")  # supervisor states in which Triton is not there
 
 
 @router.get(
     "/health",
     response_model=HealthResponse,
-    responses={503: {"model": HealthResponse, "description": "Triton or its voice_clone model is not ready"}},
+    responses={503: {"model": HealthResponse, "description": "degraded or unavailable (see status)"}},
 )
-async def health(service: Annotated[VoiceCloneService, Depends(get_service)]) -> JSONResponse:
-    """200 when a synthesis request would be served now, 503 (same body) otherwise."""
+async def health(request: Request, service: Annotated[VoiceCloneService, Depends(get_service)]) -> JSONResponse:
+    """200 when synthesis requests are served now; 503 (same body) when Triton is not ready ("unavailable") or is
+    replacing a model whose stub died ("degraded": some requests fail until it is back)."""
     triton = await service.triton.health()
-    available = triton.ready and triton.model_ready
+    supervisor = request.app.state.supervisor_status() if request.app.state.supervisor_status else None
+    dead_stubs = service.triton.dead_stub_failures()
+    if not (triton.ready and triton.model_ready) or (supervisor and supervisor.state in NOT_SERVING):
+        status = "unavailable"
+    elif dead_stubs or (supervisor and supervisor.state != "ok"):
+        status = "degraded"
+    else:
+        status = "ok"
     body = HealthResponse(
-        status="ok" if available else "unavailable",
-        service_available=available,
+        status=status,
+        service_available=status == "ok",
         gateway_version=__version__,
         triton=triton,
+        supervisor=supervisor,
+        recent_failures=dead_stubs,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if available else STATUS_UNAVAILABLE)
+    return JSONResponse(body.model_dump(), status_code=200 if status == "ok" else STATUS_UNAVAILABLE)
 
 
 @router.get("/metrics", response_class=Response)

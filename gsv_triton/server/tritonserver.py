@@ -10,13 +10,18 @@ Choices worth knowing:
 * The server runs in its own session (process group), so a terminal's Ctrl-C reaches only us and
   we decide how it stops: SIGTERM makes Triton refuse new requests and wait for the ones in flight
   (up to ``--exit-timeout-secs``); SIGKILL to the whole group (server plus Python stubs) is the
-  last resort after ``stop(timeout)``.
+  last resort after ``stop(timeout)``. Whichever way the server ends, whatever is left of its group (stubs
+  of a server that was killed outlive it) is killed too, and its shared-memory regions are unlinked: each
+  server gets its own region prefix, so they are found by name (:mod:`gsv_triton.server.stubs`).
+* ``--model-control-mode=explicit`` with ``--load-model=*``: every model loads at start, as before, and the
+  repository API can reload one (the supervisor replaces a model whose stub died that way).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -29,10 +34,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 
 from gsv_triton.errors import GsvError, UserError
 from gsv_triton.server.locate import TritonInstall, locate_tritonserver
+from gsv_triton.server.stubs import group_members, remove_regions
 
 LOOPBACK = "127.0.0.1"
 ANY_ADDRESS = "0.0.0.0"
@@ -53,6 +59,10 @@ MAX_PROBLEM_CHARS = 300
 _CPU_NOISE = ("CudaDriverHelper", "CUDA driver", "unable to create stream", "NVML", "DCGM")
 # Triton's glog-style error line: E1125 11:51:29.052226 9881 model_lifecycle.cc:642] "message"
 _ERROR_LINE = re.compile(r'^E\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "?(.*?)"?$')
+# Each server's Python-backend regions are named /dev/shm/<prefix><uuid>; the prefix tells whose they are.
+SHM_PREFIX = "gsv_triton_shm_"
+GROUP_EXIT_WAIT_S = 5.0
+_server_numbers = itertools.count()
 # Probes go straight to the local server even when http_proxy is set in the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -100,6 +110,8 @@ class TritonServer:
         self.address = LOOPBACK
         self.http_port = self.grpc_port = self.metrics_port = 0
         self.command: list[str] = []
+        self.shm_prefix = f"{SHM_PREFIX}{os.getpid()}_{next(_server_numbers)}_"
+        self.leftovers: list[str] = []  # what the last clean-up found: stubs killed, regions unlinked
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(
@@ -140,6 +152,9 @@ class TritonServer:
             "--exit-on-error=true",
             "--strict-readiness=true",
             f"--exit-timeout-secs={DRAIN_TIMEOUT_S}",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if not Path("/dev/nvidiactl").exists():
             # No GPU: skip the DCGM/NVML probing that only produces errors in the log.
@@ -328,6 +343,7 @@ class TritonServer:
                 pass  # our stdout closed: keep draining the pipe so the server never blocks on it
 
     def _reap(self) -> None:
+        self._clean_group()
         if self._pump is not None:
             # The stubs inherit the pipe; do not hang if one outlives the server for a moment.
             self._pump.join(PUMP_JOIN_S)
@@ -335,73 +351,19 @@ class TritonServer:
             self._log_file.close()
             self._log_file = None
 
-
-class _StopRequested(Exception):
-    """Raised in the main thread by our SIGINT/SIGTERM handler."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _StopRequested(signal.Signals(signum).name)
-
-
-def serve_main(
-    model_repository: Path,
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    metrics_port: int = 8002,
-    address: str = ANY_ADDRESS,
-) -> int:
-    """``gsv-triton serve``: run tritonserver in the foreground until Ctrl-C or SIGTERM.
-
-    The server log passes through to stdout. The first signal drains in-flight requests and
-    returns 0 on a clean exit; a second one kills the server at once.
-    """
-    server = TritonServer()
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            server.start(model_repository, http_port, grpc_port, metrics_port, address=address)
-            waited = server.wait_ready(SERVE_READY_TIMEOUT_S)
-            print(
-                f"gsv-triton serve: ready in {waited:.1f} s on {address}: "
-                f"HTTP {http_port}, gRPC {grpc_port}, metrics {metrics_port} "
-                f"(tritonserver pid {server.pid}, {server.install.kind if server.install else '?'}); "
-                "Ctrl-C to stop",
-                flush=True,
-            )
-            code = server.wait()
-            # Only reached when the server exits on its own (e.g. someone signalled it directly).
-            print(f"gsv-triton serve: tritonserver exited with code {code}", file=sys.stderr)
-            return 0 if code == 0 else _exit_status(code)
-        except TritonServerError as exc:
-            # The log already went to stdout; one line is enough here.
-            raise UserError(f"{exc.summary} (see its log above)") from exc
-        except _StopRequested:
-            pass
-        if not server.is_running:
-            return _exit_status(server.returncode or 0)
-        print(
-            "gsv-triton serve: stopping, draining in-flight requests (Ctrl-C again to kill)",
-            file=sys.stderr,
-            flush=True,
-        )
-        try:
-            code = server.stop()
-        except _StopRequested:
-            server.kill()
-            print("gsv-triton serve: killed", file=sys.stderr)
-            return 1
-        if code != 0:
-            print(f"gsv-triton serve: tritonserver exited with code {code}", file=sys.stderr)
-            return _exit_status(code)
-        print("gsv-triton serve: stopped", file=sys.stderr, flush=True)
-        return 0
-    finally:
-        if server.is_running:  # an unexpected exception: never leave an orphan server behind
-            with contextlib.suppress(_StopRequested):
-                server.kill()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    def _clean_group(self) -> None:
+        """After the server exited: kill what is left of its process group and unlink its regions."""
+        if self._proc is None or self._proc.poll() is None:
+            return
+        found = group_members(self._proc.pid)
+        if found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            deadline = time.monotonic() + GROUP_EXIT_WAIT_S
+            while group_members(self._proc.pid) and time.monotonic() < deadline:
+                time.sleep(READY_POLL_S)
+        regions = remove_regions(self.shm_prefix)
+        self.leftovers = [f"pid {pid}" for pid in found] + regions
 
 
 def _problem(line: str) -> str | None:
@@ -417,11 +379,6 @@ def _problem(line: str) -> str | None:
         return None
     # Triton escapes newlines inside its quoted messages; the first line carries the cause.
     return message.split("\\n")[0].strip()[:MAX_PROBLEM_CHARS] or None
-
-
-def _exit_status(code: int | None) -> int:
-    """A shell-style status: 0 stays 0, a signal death (negative) or None becomes 1."""
-    return code if code is not None and code >= 0 else 1
 
 
 def _port_in_use(host: str, port: int) -> bool:
