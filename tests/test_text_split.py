@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gsv_triton.errors import InputError
-from gsv_triton.text import cut, split_sentences
+from gsv_triton.settings import Limits
+from gsv_triton.text import cut, get_phones_and_bert_inputs, split_sentences
+from gsv_triton.text.bert_window import window_parts
 
 TEXT = "第一句。第二句，第三句！第四句？第五句。第六句"
 
@@ -88,3 +90,49 @@ def test_nothing_to_read(text: str) -> None:
     with pytest.raises(InputError) as err:
         split_sentences(text)
     assert err.value.field == "text"
+
+
+# -- issue 20: the text limit as sent, and lines longer than BERT's window ----------------------------------------
+BERT_VOCAB = {"[CLS]": 0, "[SEP]": 1, "[UNK]": 2}  # ids do not matter here: only their count per segment
+LONG_ZH_LINE = ("今天天气很好，我们一起去公园散步吧" * 70)[:1000]
+
+
+def test_window_parts_cut_after_the_last_mark_else_space_else_at_the_limit() -> None:
+    assert window_parts("甲甲甲，乙乙。丙丙丙丙", 8) == ["甲甲甲，乙乙。", "丙丙丙丙"]
+    assert window_parts("ab cd ef gh", 6) == ["ab cd ", "ef gh"]
+    assert window_parts("a" * 10, 4) == ["aaaa", "aaaa", "aa"]
+    assert window_parts("价格3.5元和4.5元", 6) == ["价格3.5元", "和4.5元"]  # never between the digits of a number
+    assert window_parts("短句。", 510) == ["短句。"]
+
+
+def test_a_piece_of_exactly_the_limit_is_read_and_one_more_character_is_413() -> None:
+    limits = Limits(max_text_chars=12)
+    for text in ("好" * 12, "hello worlds"):
+        (piece,) = split_sentences(text, cut_punc="", language="en" if text.isascii() else "zh")
+        assert len(piece) == 13  # the closing mark the splitter appends (and api.py's prompt rule)
+        get_phones_and_bert_inputs(piece, "en" if text.isascii() else "zh", limits=limits)
+    with pytest.raises(InputError) as err:
+        get_phones_and_bert_inputs("好" * 13, "zh", limits=limits)
+    assert err.value.status == 413
+
+
+def test_a_zh_line_longer_than_the_bert_window_reads_in_segments_that_fit() -> None:
+    (piece,) = split_sentences(LONG_ZH_LINE, cut_punc="")
+    features = get_phones_and_bert_inputs(piece, "zh", vocab=BERT_VOCAB)
+    assert len(features.segments) == 2
+    assert all(len(s.bert_token_ids) <= 512 for s in features.segments)
+    assert "".join(s.text for s in features.segments) == piece
+    assert features.segments[0].text.endswith("，")  # cut after its last mark before the limit
+    # a part that normalisation lengthens past the window is cut again: "%" reads 百分之
+    features = get_phones_and_bert_inputs("增长50%" * 200, "zh", vocab=BERT_VOCAB)
+    assert all(len(s.bert_token_ids) <= 512 for s in features.segments)
+    # without BERT (voice conversion) nothing is cut
+    assert len(get_phones_and_bert_inputs(piece, "zh").segments) == 1
+
+
+def test_text_within_the_bert_window_reads_exactly_as_before() -> None:
+    text = LONG_ZH_LINE[:500]
+    with_bert = get_phones_and_bert_inputs(text, "zh", vocab=BERT_VOCAB)
+    without = get_phones_and_bert_inputs(text, "zh")
+    assert len(with_bert.segments) == 1 and with_bert.phone_ids == without.phone_ids
+    assert with_bert.segments[0].word2ph == without.segments[0].word2ph

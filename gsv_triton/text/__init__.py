@@ -21,9 +21,10 @@ from gsv_triton.errors import InputError
 from gsv_triton.settings import Limits
 from gsv_triton.symbols import phones_to_ids
 from gsv_triton.text.bert_align import bert_token_ids, load_vocab
+from gsv_triton.text.bert_window import BERT_WINDOW_CHARS, shorter_limit, window_parts
 from gsv_triton.text.cleaner import clean_text
 from gsv_triton.text.languages import normalize_code, split_by_language
-from gsv_triton.text.splitting import cut, split_sentences
+from gsv_triton.text.splitting import SPLITS, cut, split_sentences
 
 __all__ = [
     "Segment",
@@ -85,27 +86,54 @@ class TextFeatures:
         return [s.language for s in self.segments]
 
 
+Cleaned = tuple[str, list[str], list[int] | None, str]  # (text, phones, word2ph, norm_text)
+
+
+def _clean_in_window(text: str, version: str) -> list[Cleaned]:
+    """A Chinese piece cleaned, cut into parts whose normalised text fits BERT's window where it does not
+    (``bert_window``: a piece that fits is cleaned whole, exactly as before the rule)."""
+    phones, word2ph, norm_text = clean_text(text, "zh", version)
+    if len(norm_text) <= BERT_WINDOW_CHARS or len(text) < 2:
+        return [(text, phones, word2ph, norm_text)]
+    limit = shorter_limit(len(text), len(norm_text))
+    return [cleaned for part in window_parts(text, limit) for cleaned in _clean_in_window(part, version)]
+
+
 def _segments(text: str, language: str, version: str, vocab: Mapping[str, int] | None) -> list[Segment]:
     out = []
     for piece in split_by_language(text, language, version):
-        phones, word2ph, norm_text = clean_text(piece.text, piece.language, version)
-        if not phones:  # e.g. kana inside zh text, deleted by normalisation: nothing to feed BERT
-            continue
-        ids = None
-        if piece.language == "zh" and vocab is not None:
-            ids = tuple(bert_token_ids(norm_text, vocab))
-        out.append(
-            Segment(
-                language=piece.language,
-                text=piece.text,
-                norm_text=norm_text,
-                phones=tuple(phones),
-                phone_ids=tuple(phones_to_ids(phones, version)),
-                word2ph=tuple(word2ph) if word2ph is not None else None,
-                bert_token_ids=ids,
+        if piece.language == "zh" and vocab is not None:  # BERT reads it: cut to its window where needed
+            parts = _clean_in_window(piece.text, version)
+        else:
+            parts = [(piece.text, *clean_text(piece.text, piece.language, version))]
+        for part, phones, word2ph, norm_text in parts:
+            if not phones:  # e.g. kana inside zh text, deleted by normalisation: nothing to feed BERT
+                continue
+            ids = None
+            if piece.language == "zh" and vocab is not None:
+                ids = tuple(bert_token_ids(norm_text, vocab))
+            out.append(
+                Segment(
+                    language=piece.language,
+                    text=part,
+                    norm_text=norm_text,
+                    phones=tuple(phones),
+                    phone_ids=tuple(phones_to_ids(phones, version)),
+                    word2ph=tuple(word2ph) if word2ph is not None else None,
+                    bert_token_ids=ids,
+                )
             )
-        )
     return out
+
+
+def counted_chars(text: str) -> int:
+    """The characters of ``text`` that count against ``max_text_chars``: all but a sentence mark at either end.
+
+    The text reaching the frontend is a piece the splitter closed with a mark (api_v2 also opens a short first
+    sentence with one), or a prompt that api.py's rule closed with one. The client's limit is checked on the
+    text as sent (``gsv_triton.backend.requests``); not counting those marks here, a text of exactly the limit
+    is read whole instead of refused as one character too long."""
+    return len(text) - (text[:1] in SPLITS) - (len(text) > 1 and text[-1] in SPLITS)
 
 
 def get_phones_and_bert_inputs(
@@ -117,15 +145,17 @@ def get_phones_and_bert_inputs(
 ) -> TextFeatures:
     """Phones, ids, word2ph, norm_text and (with ``vocab``) BERT ids of one text (spec 4.1).
 
-    Raises InputError for empty text, text longer than ``limits.max_text_chars``, a text with
-    nothing to read aloud (only punctuation, symbols or emoji), an unknown language code, a
-    language the symbol version lacks, and Japanese/Korean (their G2P is not installed).
+    With ``vocab``, a Chinese segment longer than BERT's window is cut into segments that fit it
+    (``bert_window``). Raises InputError for empty text, text longer than ``limits.max_text_chars``
+    (``counted_chars``: not counting the marks a splitter adds), a text with nothing to read aloud (only
+    punctuation, symbols or emoji), an unknown language code, a language the symbol version lacks,
+    and Japanese/Korean (their G2P is not installed).
     """
     limits = limits or Limits()
     code = normalize_code(language, version)
     if not text or not text.strip():
         raise InputError("text", "text is empty")
-    if len(text) > limits.max_text_chars:
+    if counted_chars(text) > limits.max_text_chars:
         raise InputError("text", f"text is longer than {limits.max_text_chars} characters", status=413)
     text = re.sub(" {2,}", " ", text)
     segments = _segments(text, code, version, vocab)

@@ -1,0 +1,95 @@
+"""Issue 20's smaller items, each a regression test through a real gateway process and the real tritonserver
+(tiny models): the text limit as the client sent it, a long single zh line, FP32 range, bounded error echoes,
+voice-directory faults, client disconnects (499) and slow clients (header and body deadlines).
+
+One gateway for the module, with short client deadlines so that the slow-client tests take seconds.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from gateway_fixtures import VOICE_PROMPT, start_gateway
+
+pytestmark = pytest.mark.slow
+
+MAX_NEW_TOKENS = 5
+TIMEOUT_S = 120.0
+LIMIT = 1000  # GSV_MAX_TEXT_CHARS's default, the documented limit
+HEADER_TIMEOUT_S = 2.0
+BODY_TIMEOUT_S = 2.0
+MAX_HEADER_BYTES = 8192
+# What a deadline may overrun on two busy cores before the test calls it unbounded.
+SLACK_S = 3.0
+# An English line (no BERT) and a Chinese line with commas but no sentence end, each cut to a length.
+EN_LINE = "hello world " * 100
+ZH_LINE = "今天天气很好，我们一起去公园散步吧" * 70
+ECHO_BOUND_BYTES = 2000  # an error body that echoes a 1 MB field stays under this
+
+
+@pytest.fixture(scope="module")
+def voice_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fault_voices") / "library"
+
+
+@pytest.fixture(scope="module")
+def gateway(triton_server, voice_dir, tmp_path_factory):
+    env = {
+        "GSV_VOICE_DIR": str(voice_dir),
+        "GSV_HEADER_READ_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "GSV_BODY_READ_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "GSV_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+    }
+    running = start_gateway(triton_server.grpc_url, tmp_path_factory.mktemp("fault_run"),
+                            ["--max-new-tokens", str(MAX_NEW_TOKENS)], env=env,
+                            triton_http_url=triton_server.http_url)  # fmt: skip
+    yield running
+    assert running.stop() == 0, running.log_text()[-3000:]
+
+
+def _clone(url: str, reference: bytes, **fields: str) -> httpx.Response:
+    data = {"text": "你好。", "text_language": "zh", "prompt_text": VOICE_PROMPT, "prompt_language": "zh",
+            "seed": "1", **fields}  # fmt: skip
+    return httpx.post(f"{url}/v1/voice-clone", data=data, files={"audio": ("ref.wav", reference)}, timeout=TIMEOUT_S)
+
+
+def _clone_voice(url: str, voice_id: str) -> httpx.Response:
+    data = {"text": "你好", "text_language": "zh", "voice_id": voice_id}
+    return httpx.post(f"{url}/v1/voice-clone", data=data, timeout=TIMEOUT_S)
+
+
+def _error(response: httpx.Response, status: int, field: str, *words: str) -> dict:
+    assert response.status_code == status, response.text[:1000]
+    body = response.json()
+    assert body["field"] == field and body["detail"].startswith(f"{field}: "), body
+    for word in words:
+        assert word in body["detail"], body
+    return body
+
+
+# -- 1: the text limit applies to the text as the client sent it -----------------------------------------------
+def test_text_and_prompt_of_exactly_the_limit_are_read_and_one_more_is_413(gateway, reference_audio) -> None:
+    clip = reference_audio(7)
+    text = EN_LINE[:LIMIT]
+    assert len(text) == LIMIT and "\n" not in text
+    # one line, so one sentence piece: the splitter's closing "." made it 1001 characters, refused as too long
+    accepted = _clone(gateway.url, clip, text=text, text_language="en")
+    assert accepted.status_code == 200, accepted.text[:500]
+    assert accepted.json()["text_length"] == LIMIT
+    _error(_clone(gateway.url, clip, text=EN_LINE[: LIMIT + 1], text_language="en"), 413, "text", f"longer than {LIMIT}")
+    # api.py closes the prompt with a mark too
+    prompt = _clone(gateway.url, clip, prompt_text=text, prompt_language="en")
+    assert prompt.status_code == 200, prompt.text[:500]
+    _error(_clone(gateway.url, clip, prompt_text=EN_LINE[: LIMIT + 1], prompt_language="en"), 413, "prompt_text",
+           f"longer than {LIMIT}")  # fmt: skip
+
+
+# -- 2: one zh line longer than BERT's 510-character window ------------------------------------------------------
+def test_a_single_zh_line_of_the_limit_synthesises(gateway, reference_audio) -> None:
+    text = ZH_LINE[:LIMIT]
+    assert len(text) == LIMIT and text[-1] not in "。！？"
+    response = _clone(gateway.url, reference_audio(7), text=text)
+    assert response.status_code == 200, response.text[:500]  # was 400 "a sentence has more than 510 characters"
+    # and as a prompt (a voice's transcript reads through BERT the same way)
+    response = _clone(gateway.url, reference_audio(7), prompt_text=text)
+    assert response.status_code == 200, response.text[:500]
