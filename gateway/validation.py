@@ -1,7 +1,8 @@
 """The tensors the gateway sends to Triton, typed by the tensor contract (``gsv_triton.contract``), and the
 client field names of each route kind.
 
-The gateway checks only what the wire format itself needs (an integer that does not fit its Triton datatype);
+The gateway checks only what the wire format itself needs (an integer that does not fit its Triton datatype, a
+non-zero number that FP32 would turn into 0 or infinity);
 every request rule and the reference clip (decoded once, inside Triton) belong to the models, whose errors come
 back as data naming the input and the HTTP status (``gateway.triton``). Where a route calls a tensor by another
 name (the reference is ``audio`` on the forms, ``refer_wav_path`` for api.py; the text is ``input`` for OpenAI),
@@ -10,6 +11,7 @@ its table below renames those errors in one place (``gateway.service``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +26,11 @@ from gsv_triton.settings import Settings
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN = -(2**63)
 UINT64_END = 2**64
+# FP32's range: a finite number beyond its largest becomes inf, a non-zero one below its smallest normal loses
+# its precision and, below about 1.4e-45, becomes 0, either of which would break the model's rule in the client's
+# name ("temperature: must be > 0, got 0" for 1e-50).
+FP32_LARGEST = float(np.finfo(np.float32).max)
+FP32_SMALLEST = float(np.finfo(np.float32).tiny)
 # The input name the models use for the reference clip (the client's field name differs per route).
 REFERENCE_INPUT = "reference_audio"
 # Each route kind's client field names, where they differ from the tensor names (tensor -> field): Triton's
@@ -53,10 +60,11 @@ class CloneFields:
 
 
 def wire_tensor(spec: TensorSpec, value: object) -> np.ndarray:
-    """``value`` as the tensor ``spec`` describes; InputError (400) when an integer does not fit its datatype.
+    """``value`` as the tensor ``spec`` describes; InputError (400) when a number does not fit its datatype.
 
-    Arrays pass unchanged (a stored voice's features are already typed). A float beyond FP32 becomes inf,
-    which the model refuses by name; the integer ranges are the only rule Triton cannot state itself.
+    Arrays pass unchanged (a stored voice's features are already typed). The ranges of the wire types are the
+    only rules Triton cannot state itself: it sees the number after the cast. Infinity and NaN as sent pass,
+    and the model refuses them by name.
     """
     if isinstance(value, np.ndarray):
         return value
@@ -67,8 +75,25 @@ def wire_tensor(spec: TensorSpec, value: object) -> np.ndarray:
         if not INT64_MIN <= value < UINT64_END:
             raise InputError(spec.name, f"must be an integer in [{INT64_MIN}, {UINT64_END - 1}], got {value}")
         return np.array([value % UINT64_END], dtype=np.uint64).view(np.int64)
+    if spec.datatype == "FP32" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_fp32(spec.name, value)
     with np.errstate(over="ignore"):
         return spec.array(value)
+
+
+def _check_fp32(name: str, value: float) -> None:
+    """InputError (400) for a finite, non-zero ``value`` that FP32 cannot hold (checked as the client sent it)."""
+    too_large = f"is too large for FP32 (largest {FP32_LARGEST:.9g})"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise InputError(name, f"{too_large}, got an integer of {len(str(abs(value)))} digits") from None
+    if not math.isfinite(number) or number == 0.0:
+        return
+    if abs(number) > FP32_LARGEST:
+        raise InputError(name, f"{too_large}, got {number:.9g}")
+    if abs(number) < FP32_SMALLEST:
+        raise InputError(name, f"is too small for FP32 (smallest {FP32_SMALLEST:.9g}), got {number:.9g}")
 
 
 def contract_tensors(contract: ModelContract, values: Mapping[str, object]) -> dict[str, np.ndarray]:

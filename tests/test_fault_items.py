@@ -93,3 +93,17 @@ def test_a_single_zh_line_of_the_limit_synthesises(gateway, reference_audio) -> 
     # and as a prompt (a voice's transcript reads through BERT the same way)
     response = _clone(gateway.url, reference_audio(7), prompt_text=text)
     assert response.status_code == 200, response.text[:500]
+
+
+# -- 5: numbers FP32 cannot hold are named as such ---------------------------------------------------------------
+def test_numbers_beyond_fp32_name_the_field_and_the_rule(gateway, reference_audio) -> None:
+    clip = reference_audio(7)
+    for field, value, words in [
+        ("temperature", "1e-50", "too small for FP32"),  # was "temperature: must be > 0, got 0"
+        ("temperature", "-1e-45", "too small for FP32"),
+        ("top_p", "1e-40", "too small for FP32"),
+        ("speed", "1e39", "too large for FP32"),  # was "must be a finite number, got inf"
+    ]:
+        body = _error(_clone(gateway.url, clip, **{field: value}), 400, field, *words.split(" "))
+        assert "got 0," not in body["detail"] and not body["detail"].endswith("got 0")
+    assert _clone(gateway.url, clip, temperature="1e-3").status_code == 200
