@@ -5,6 +5,10 @@
 * FastAPI's validation errors (missing or mistyped fields) -> 422 naming the first field at fault;
 * Starlette's HTTP errors (404, 405) -> their status.
 Anything else is an unexpected fault: :mod:`gsv_gateway.middleware` answers 500 with the request id only.
+
+Every error body is built by :func:`error_body`, which also bounds what a message may echo of a client's input
+(:func:`bounded`): a rule message is short, so a long one only ever is one quoting a long value, and it is cut
+in the middle, keeping the field and rule at its start and what the client may send at its end.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ STATUS_UNPROCESSABLE = 422
 STATUS_INTERNAL = 500
 STATUS_UNAVAILABLE = 503
 STATUS_TIMEOUT = 504
+# error messages longer than this are cut in the middle (a 1 MB field never comes back as a 2 MB body)
+MAX_DETAIL_CHARS = 400
+DETAIL_HEAD_CHARS = 240
+DETAIL_TAIL_CHARS = 120
 START_HINT = (
     "start it with `gsv-triton serve --model-repository REPO` "
     "(or run Triton and the gateway together: `gsv-triton up --model-repository REPO`)"
@@ -76,7 +84,17 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "-")
 
 
+def bounded(detail: str) -> str:
+    """``detail`` itself when it has at most MAX_DETAIL_CHARS characters, else its head and tail around a note
+    of how many characters were left out."""
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    left_out = len(detail) - DETAIL_HEAD_CHARS - DETAIL_TAIL_CHARS
+    return f"{detail[:DETAIL_HEAD_CHARS]}... ({left_out} characters left out) ...{detail[-DETAIL_TAIL_CHARS:]}"
+
+
 def error_body(status: int, detail: str, request_id: str, field: str | None = None) -> dict:
+    detail = bounded(detail)
     return ErrorResponse(
         detail=detail,
         field=field,

@@ -107,3 +107,19 @@ def test_numbers_beyond_fp32_name_the_field_and_the_rule(gateway, reference_audi
         body = _error(_clone(gateway.url, clip, **{field: value}), 400, field, *words.split(" "))
         assert "got 0," not in body["detail"] and not body["detail"].endswith("got 0")
     assert _clone(gateway.url, clip, temperature="1e-3").status_code == 200
+
+
+# -- 3: error messages never echo a client's value without a bound -----------------------------------------------
+def test_error_bodies_bound_what_they_echo(gateway, reference_audio) -> None:
+    huge = "x" * 1_000_000
+    # through Triton: the language code is the model's rule, echoed in its message
+    response = _clone(gateway.url, reference_audio(7), text_language=huge)
+    body = _error(response, 400, "text_language", "unsupported language", "characters left out")
+    assert len(response.content) < ECHO_BOUND_BYTES and body["detail"].endswith("auto_yue")  # the rule's tail kept
+    # in the gateway: a voice id, a path segment
+    response = _clone_voice(gateway.url, huge)
+    _error(response, 404, "voice_id", "characters left out")
+    assert len(response.content) < ECHO_BOUND_BYTES
+    # a short message is left alone
+    short = _clone(gateway.url, reference_audio(7), text_language="martian")
+    assert "'martian'" in _error(short, 400, "text_language")["detail"]
