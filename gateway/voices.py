@@ -11,22 +11,33 @@ operator can back them up or delete them with ordinary tools. Per voice ``<id>``
 Every file is written to a temporary name and renamed, so a crash never leaves a half voice behind. Features
 depend on the exported models: after replacing the models, create the voices again (their ``.ref`` clips
 and metadata hold everything needed).
+
+Faults of the files are answered, never a bare 500: a directory that is missing, read-only or full is a 507
+naming the problem (the gateway keeps serving, and the next request works once it is fixed); a voice whose
+files are damaged is a 422 naming the voice when it is read or used, is left out of the list (logged), and
+``DELETE`` still removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
+import logging
 import os
 import re
 import secrets
 import threading
 import time
+import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.errors import InputError, UserError
@@ -40,10 +51,48 @@ _ID = re.compile(r"^voice_[0-9a-f]{16}$")
 MAX_NAME_CHARS = 100
 # Loaded features kept in memory (a voice is a few hundred kB at full size: BERT rows dominate).
 FEATURE_CACHE_SIZE = 64
+SUFFIXES = (".json", ".npz", ".ref")  # the metadata first: deleting it first makes the voice gone at once
+STATUS_UNREADABLE = 422
+STATUS_STORAGE = 507
+DIRECTORY = "the voice directory (GSV_VOICE_DIR)"
+# What a damaged .npz raises from np.load or from reading one of its arrays.
+_FEATURE_READ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+log = logging.getLogger("gsv_gateway.voices")
 
 
 class VoiceNotFound(GatewayError):
     status = 404
+
+
+class VoiceUnreadable(GatewayError):
+    """A stored voice whose files are damaged (truncated, edited, not ours): it can only be deleted."""
+
+    status = STATUS_UNREADABLE
+
+
+class VoiceStorageError(GatewayError):
+    """The voice directory cannot be used (missing, read-only, full): the operator must fix it."""
+
+    status = STATUS_STORAGE
+
+
+def storage_error(exc: OSError, action: str, root: Path) -> VoiceStorageError:
+    """The client's 507 for ``exc`` raised while ``action`` (the path goes to the log, not to the client)."""
+    if exc.errno == errno.ENOENT:
+        problem = "is missing"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        problem = "is not writable"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        problem = "is full"
+    elif exc.errno == errno.ENOTDIR:
+        problem = "is not a directory"
+    else:
+        problem = "cannot be used"
+    reason = exc.strerror or type(exc).__name__
+    log.error("voice library fault", extra={"fields": {"action": action, "directory": str(root), "error": reason}})
+    return VoiceStorageError(f"voice library: cannot {action}: {DIRECTORY} {problem} ({reason}); "
+                             "the gateway's operator must fix it")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,10 +122,22 @@ def check_voice_id(voice_id: str, field: str = "voice_id") -> str:
     return voice_id
 
 
+_INFO = TypeAdapter(VoiceInfo)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no partial file behind
+        raise
+
+
+def unreadable(voice_id: str, field: str, what: str) -> VoiceUnreadable:
+    return VoiceUnreadable(f"{field}: voice {voice_id!r} is unreadable ({what} is damaged); "
+                           f"DELETE /v1/voices/{voice_id} removes it", field)  # fmt: skip
 
 
 class VoiceStore:
@@ -122,17 +183,43 @@ class VoiceStore:
         )
         buffer = io.BytesIO()
         np.savez(buffer, **{k: np.ascontiguousarray(features[k]) for k in FEATURES})
-        _write_atomic(self._path(voice_id, ".npz"), buffer.getvalue())
-        _write_atomic(self._path(voice_id, ".ref"), reference)
-        _write_atomic(self._path(voice_id, ".json"), json.dumps(asdict(info), ensure_ascii=False).encode("utf-8"))
+        files = {
+            ".npz": buffer.getvalue(),
+            ".ref": reference,
+            ".json": json.dumps(asdict(info), ensure_ascii=False).encode("utf-8"),  # last: the voice exists now
+        }
+        try:
+            for suffix, data in files.items():
+                _write_atomic(self._path(voice_id, suffix), data)
+        except OSError as exc:
+            for suffix in files:  # no half voice: what was written goes again
+                with contextlib.suppress(OSError):
+                    self._path(voice_id, suffix).unlink(missing_ok=True)
+            raise storage_error(exc, "store the voice", self.root) from None
         return info
 
+    def check_usable(self) -> None:
+        """507 at once when the directory is missing or not a directory (before any work is spent on a voice)."""
+        if not self.root.is_dir():
+            error = errno.ENOTDIR if self.root.exists() else errno.ENOENT
+            raise storage_error(OSError(error, os.strerror(error)), "store the voice", self.root)
+
     def info(self, voice_id: str, field: str = "voice_id") -> VoiceInfo:
+        """The voice's metadata: 404 when there is none, 422 when it is damaged (or names another voice)."""
         check_voice_id(voice_id, field)
         try:
-            return VoiceInfo(**json.loads(self._path(voice_id, ".json").read_text("utf-8")))
+            data = self._path(voice_id, ".json").read_bytes()
         except FileNotFoundError:
             raise VoiceNotFound(f"{field}: no voice {voice_id!r} in the voice library", field) from None
+        except OSError as exc:
+            raise storage_error(exc, "read the voice", self.root) from None
+        try:
+            info = _INFO.validate_json(data)
+        except ValidationError:
+            raise unreadable(voice_id, field, "its metadata file") from None
+        if info.id != voice_id:
+            raise unreadable(voice_id, field, "its metadata file (it names another voice)")
+        return info
 
     def get(self, voice_id: str, field: str = "voice_id") -> Voice:
         """The voice with its features (cached in memory after the first load)."""
@@ -141,10 +228,11 @@ class VoiceStore:
             return cached
         info = self.info(voice_id, field)
         try:
-            with np.load(self._path(voice_id, ".npz")) as data:
+            with np.load(self._path(voice_id, ".npz"), allow_pickle=False) as data:
                 features = {k: data[k] for k in FEATURES}
-        except (OSError, KeyError, ValueError) as exc:
-            raise VoiceNotFound(f"{field}: the features of voice {voice_id!r} are unreadable ({exc})", field) from None
+        except _FEATURE_READ_ERRORS as exc:
+            log.warning("voice features unreadable", extra={"fields": {"voice_id": voice_id, "error": repr(exc)}})
+            raise unreadable(voice_id, field, "its features file") from None
         voice = Voice(info, features)
         with self._lock:
             self._cache[voice_id] = voice
@@ -153,21 +241,43 @@ class VoiceStore:
         return voice
 
     def list(self) -> list[VoiceInfo]:
+        """Every readable voice, oldest first; a damaged one is left out and logged (GET or DELETE it by id)."""
+        try:
+            names = os.listdir(self.root)
+        except OSError as exc:
+            raise storage_error(exc, "list the voices", self.root) from None
         voices = []
-        for path in self.root.glob(f"{ID_PREFIX}*.json"):
+        for name in names:
+            voice_id, suffix = os.path.splitext(name)
+            if suffix != ".json" or not _ID.match(voice_id):
+                continue
             try:
-                voices.append(VoiceInfo(**json.loads(path.read_text("utf-8"))))
-            except (OSError, ValueError, TypeError):
-                continue  # a file being replaced or edited by hand: not a voice
+                voices.append(self.info(voice_id))
+            except (VoiceNotFound, VoiceUnreadable, VoiceStorageError) as exc:  # deleted meanwhile, or damaged
+                log.warning("voice left out of the list", extra={"fields": {"voice_id": voice_id, "error": exc.message}})
         return sorted(voices, key=lambda v: (v.created_at, v.id))
 
-    def delete(self, voice_id: str) -> VoiceInfo:
-        info = self.info(voice_id)
-        # The JSON goes first: from then on the voice does not exist, whatever happens to the rest.
-        for suffix in (".json", ".npz", ".ref"):
-            self._path(voice_id, suffix).unlink(missing_ok=True)
-        with self._lock:
-            self._cache.pop(voice_id, None)
+    def delete(self, voice_id: str) -> VoiceInfo | None:
+        """Remove every file of ``voice_id``; its metadata, or None when that was damaged (404 when no file
+        of it exists)."""
+        check_voice_id(voice_id)
+        try:
+            info: VoiceInfo | None = self.info(voice_id)
+        except VoiceUnreadable:
+            info = None
+        except VoiceNotFound:
+            if not any(self._path(voice_id, suffix).exists() for suffix in SUFFIXES):
+                raise
+            info = None  # the files of a voice whose metadata is gone: not a voice, but removable
+        try:
+            # The JSON goes first: from then on the voice does not exist, whatever happens to the rest.
+            for suffix in SUFFIXES:
+                self._path(voice_id, suffix).unlink(missing_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "delete the voice", self.root) from None
+        finally:
+            with self._lock:
+                self._cache.pop(voice_id, None)
         return info
 
 

@@ -7,9 +7,12 @@ One gateway for the module, with short client deadlines so that the slow-client 
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import httpx
 import pytest
-from gateway_fixtures import VOICE_PROMPT, start_gateway
+from gateway_fixtures import VOICE_PROMPT, create_voice, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +126,55 @@ def test_error_bodies_bound_what_they_echo(gateway, reference_audio) -> None:
     # a short message is left alone
     short = _clone(gateway.url, reference_audio(7), text_language="martian")
     assert "'martian'" in _error(short, 400, "text_language")["detail"]
+
+
+# -- 4: a voice directory that breaks, and damaged voice files ---------------------------------------------------
+def test_voice_directory_faults_are_clear_and_damaged_voices_can_be_deleted(gateway, voice_dir, reference_audio) -> None:
+    clip = reference_audio(8)
+    url = gateway.url
+    first, second = (create_voice(url, clip).json()["id"] for _ in range(2))
+
+    # a damaged metadata file: GET names the voice, the list leaves it out, using it is a 422, DELETE removes it
+    (voice_dir / f"{first}.json").write_text('{"id": "voice_trunc', "utf-8")
+    _error(httpx.get(f"{url}/v1/voices/{first}"), 422, "voice_id", first, "unreadable")
+    listed = httpx.get(f"{url}/v1/voices")
+    assert listed.status_code == 200 and [v["id"] for v in listed.json()["voices"]] == [second]
+    _error(_clone_voice(url, first), 422, "voice_id", "unreadable")
+    deleted = httpx.delete(f"{url}/v1/voices/{first}")
+    assert deleted.status_code == 204 and not list(voice_dir.glob(f"{first}*"))
+    assert httpx.get(f"{url}/v1/voices/{first}").status_code == 404
+
+    # damaged features (a truncated .npz): its metadata still reads, using it is a 422, DELETE removes it
+    features = voice_dir / f"{second}.npz"
+    features.write_bytes(features.read_bytes()[:100])
+    assert httpx.get(f"{url}/v1/voices/{second}").status_code == 200
+    use = _clone_voice(url, second)
+    _error(use, 422, "voice_id", "unreadable", "features")
+    assert "/" not in use.json()["detail"].split("DELETE")[0]  # no server path in the message
+    deleted = httpx.delete(f"{url}/v1/voices/{second}")
+    assert deleted.status_code == 200 and deleted.json()["id"] == second and not list(voice_dir.glob(f"{second}*"))
+
+    # the directory deleted after start, then a file in its place: 507 naming the problem, never a bare 500
+    shutil.rmtree(voice_dir)
+    try:
+        _error_storage(create_voice(url, clip), "is missing")
+        _error_storage(httpx.get(f"{url}/v1/voices"), "is missing")
+        voice_dir.write_bytes(b"not a directory")
+        _error_storage(create_voice(url, clip), "is not a directory")
+        voice_dir.unlink()
+        if os.geteuid() != 0:  # root writes into a read-only directory anyway
+            voice_dir.mkdir()
+            voice_dir.chmod(0o500)
+            _error_storage(create_voice(url, clip), "is not writable")
+            voice_dir.chmod(0o700)
+    finally:
+        voice_dir.mkdir(exist_ok=True)
+    # the gateway kept serving: the repaired directory takes voices again
+    assert create_voice(url, clip).status_code == 201
+    assert "Traceback" not in gateway.log_text() and "unexpected error" not in gateway.log_text()
+
+
+def _error_storage(response: httpx.Response, problem: str) -> None:
+    assert response.status_code == 507, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("voice library: ") and "GSV_VOICE_DIR" in detail and problem in detail, detail

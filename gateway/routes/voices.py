@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
@@ -22,9 +22,14 @@ from ..voices import VoiceStore, check_voice_id
 router = APIRouter(tags=["voice library"])
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
+# The voice directory cannot be used (missing, read-only, full): the body names the problem.
+STORAGE = {507: {"model": ErrorResponse, "description": "the voice directory (GSV_VOICE_DIR) cannot be used"}}
+UNREADABLE = {422: {"model": ErrorResponse, "description": "the voice's files are damaged (DELETE removes it)"}}
+NOT_FOUND = {404: {"model": ErrorResponse}}
+STATUS_NO_CONTENT = 204
 
 
-@router.post("/v1/voices", response_model=VoiceResponse, status_code=201, responses=ERRORS)
+@router.post("/v1/voices", response_model=VoiceResponse, status_code=201, responses={**ERRORS, **STORAGE})
 async def create_voice(
     request: Request,
     audio: Annotated[UploadFile, File(description="reference audio file, 3-10 s (wav, flac, ogg, mp3)")],
@@ -38,6 +43,7 @@ async def create_voice(
     limit = service.limits.max_upload_bytes
     if audio.size is not None and audio.size > limit:
         raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
+    await run_in_threadpool(voices.check_usable)  # a missing directory fails before Triton does any work
     data = await audio.read()
     features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request), FORM_FIELDS)
     seconds = float(features.pop("reference_seconds")[0])
@@ -45,20 +51,25 @@ async def create_voice(
     return VoiceResponse(**asdict(info))
 
 
-@router.get("/v1/voices", response_model=VoiceList)
+@router.get("/v1/voices", response_model=VoiceList, responses=STORAGE)
 async def list_voices(voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceList:
-    """Every stored voice, oldest first."""
+    """Every stored voice, oldest first (a voice whose files are damaged is left out; GET or DELETE it by id)."""
     return VoiceList(voices=[VoiceResponse(**asdict(v)) for v in await run_in_threadpool(voices.list)])
 
 
-@router.get("/v1/voices/{voice_id}", response_model=VoiceResponse, responses={404: {"model": ErrorResponse}})
+@router.get("/v1/voices/{voice_id}", response_model=VoiceResponse, responses={**NOT_FOUND, **UNREADABLE, **STORAGE})
 async def get_voice(voice_id: str, voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceResponse:
     check_voice_id(voice_id)
     return VoiceResponse(**asdict(await run_in_threadpool(voices.info, voice_id)))
 
 
-@router.delete("/v1/voices/{voice_id}", response_model=VoiceResponse, responses={404: {"model": ErrorResponse}})
-async def delete_voice(voice_id: str, voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceResponse:
-    """Delete a stored voice; answers what was deleted."""
+@router.delete(
+    "/v1/voices/{voice_id}", response_model=VoiceResponse, responses={
+        STATUS_NO_CONTENT: {"description": "a voice whose files were damaged: they are removed"}, **NOT_FOUND, **STORAGE,
+    },
+)  # fmt: skip
+async def delete_voice(voice_id: str, voices: Annotated[VoiceStore, Depends(get_voices)]) -> VoiceResponse | Response:
+    """Delete a stored voice; answers what was deleted (204 when its metadata was damaged)."""
     check_voice_id(voice_id)
-    return VoiceResponse(**asdict(await run_in_threadpool(voices.delete, voice_id)))
+    info = await run_in_threadpool(voices.delete, voice_id)
+    return Response(status_code=STATUS_NO_CONTENT) if info is None else VoiceResponse(**asdict(info))
