@@ -60,6 +60,12 @@ DEFAULT_MODEL_NAME = "voice_clone"
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 # /health must answer quickly even when Triton hangs: a probe gives up after this long.
 DEFAULT_HEALTH_TIMEOUT_S = 2.0
+# Slow clients (README "Production: reverse proxy and slow clients"): a request's headers must arrive within
+# HEADER_READ, its body within BODY_READ of the headers; an idle keep-alive connection is closed after KEEP_ALIVE.
+DEFAULT_HEADER_READ_TIMEOUT_S = 10.0
+DEFAULT_BODY_READ_TIMEOUT_S = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5.0
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 _DEFAULT_LIMITS = Limits()
 
 
@@ -87,6 +93,11 @@ class Settings(BaseSettings):
     model_name: str = DEFAULT_MODEL_NAME
     request_timeout_s: float = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
     health_timeout_s: float = Field(DEFAULT_HEALTH_TIMEOUT_S, gt=0)
+    # -- slow clients: bounds on reading a request (408/431 beyond them) and on idle connections ---------------
+    header_read_timeout_s: float = Field(DEFAULT_HEADER_READ_TIMEOUT_S, gt=0)
+    body_read_timeout_s: float = Field(DEFAULT_BODY_READ_TIMEOUT_S, gt=0)
+    keep_alive_timeout_s: float = Field(DEFAULT_KEEP_ALIVE_TIMEOUT_S, gt=0)
+    max_header_bytes: int = Field(DEFAULT_MAX_HEADER_BYTES, gt=0)
     # -- the gateway's routes -----------------------------------------------------------------------------
     # Upstream api.py compatibility: refer_wav_path is read only inside this directory (None: never).
     refer_root: Path | None = None

@@ -7,8 +7,11 @@ One gateway for the module, with short client deadlines so that the slow-client 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import time
 
 import httpx
 import pytest
@@ -178,3 +181,93 @@ def _error_storage(response: httpx.Response, problem: str) -> None:
     assert response.status_code == 507, response.text
     detail = response.json()["detail"]
     assert detail.startswith("voice library: ") and "GSV_VOICE_DIR" in detail and problem in detail, detail
+
+
+# -- 6: a client that goes away mid-upload -----------------------------------------------------------------------
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _connect(url: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", _port(url)), timeout=HEADER_TIMEOUT_S + BODY_TIMEOUT_S + SLACK_S)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """What the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def _requests_with_status(url: str, route: str, status: int) -> float:
+    metrics = httpx.get(f"{url}/metrics").text
+    label = f'gsv_gateway_requests_total{{method="POST",route="{route}",status="{status}"}}'
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(label))
+
+
+def test_a_client_gone_mid_upload_is_499_not_an_error(gateway) -> None:
+    for route in ("/v1/voice-clone", "/v1/voices"):  # our form parser, and FastAPI's (which answers 400)
+        before = {status: _requests_with_status(gateway.url, route, status) for status in (400, 499, 500)}
+        sock = _connect(gateway.url)
+        sock.sendall(
+            f"POST {route} HTTP/1.1\r\nHost: gw\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+            "Content-Length: 100000\r\n\r\n--XX\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nhal".encode()
+        )
+        time.sleep(0.3)
+        sock.close()
+        deadline = time.monotonic() + SLACK_S
+        while _requests_with_status(gateway.url, route, 499) == before[499] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = {status: _requests_with_status(gateway.url, route, status) for status in before}
+        assert after == {**before, 499: before[499] + 1}, route
+    log = [json.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{")]
+    gone = [entry for entry in log if entry["message"] == "client disconnected before the response"]
+    assert len(gone) >= 2 and all(entry["level"] == "info" and "traceback" not in entry for entry in gone)
+    assert not [entry for entry in log if entry["message"] == "unexpected error" or "traceback" in entry], log[-5:]
+
+
+# -- 7: slow clients -----------------------------------------------------------------------------------------------
+def test_silent_and_trickling_connections_are_closed_within_their_deadlines(gateway) -> None:
+    started = time.monotonic()
+    silent = _connect(gateway.url)
+    assert _read_all(silent) == b""  # nothing asked, nothing answered: closed
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + SLACK_S
+
+    started = time.monotonic()
+    trickle = _connect(gateway.url)
+    trickle.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n")  # headers never finished
+    answer = _read_all(trickle)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"GSV_HEADER_READ_TIMEOUT_S" in answer, answer[:300]
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + SLACK_S
+
+    huge = _connect(gateway.url)
+    huge.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n" + b"X-Pad: " + b"a" * (2 * MAX_HEADER_BYTES))
+    answer = _read_all(huge)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"GSV_MAX_HEADER_BYTES" in answer, answer[:300]
+
+
+def test_a_body_trickled_past_its_deadline_is_408_naming_body(gateway) -> None:
+    sock = _connect(gateway.url)
+    sock.sendall(b"POST /v1/voice-clone HTTP/1.1\r\nHost: gw\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+    started = time.monotonic()
+    answer = b""
+    sock.settimeout(0.2)
+    while time.monotonic() - started < BODY_TIMEOUT_S + SLACK_S:
+        try:
+            sock.sendall(b"a")  # one byte every 0.2 s: each arrives long before any per-read timeout would fire
+            answer += sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:  # closed after the answer
+            break
+        if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+            break
+    elapsed = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer[:500]
+    assert json.loads(body)["field"] == "body" and "GSV_BODY_READ_TIMEOUT_S" in json.loads(body)["detail"]
+    assert BODY_TIMEOUT_S - 0.5 < elapsed < BODY_TIMEOUT_S + SLACK_S
+    # the next client is served as usual
+    assert httpx.get(f"{gateway.url}/v1/voices", timeout=TIMEOUT_S).status_code == 200
