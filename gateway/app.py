@@ -12,6 +12,7 @@ from gsv_triton.settings import Settings
 
 from . import __version__
 from .auth import ApiKeyMiddleware
+from .disconnect import CancelOnDisconnect
 from .errors import install_error_handlers
 from .metrics import GatewayMetrics
 from .middleware import RequestContextMiddleware
@@ -88,7 +89,10 @@ def create_app(
     for router in routers:
         app.include_router(router)
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
-    # Added first, so it runs inside RequestContextMiddleware: a 401 still gets its request id, log line and metrics.
+    # Innermost: a client that goes away cancels its handler (and so its Triton call).
+    app.add_middleware(CancelOnDisconnect)
+    # Added before RequestContextMiddleware, so it runs inside it: a 401 still gets its request id, log line and
+    # metrics.
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_set)
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, max_body_bytes=max_body_bytes(settings), route_paths=route_paths

@@ -44,16 +44,21 @@ class GatewayError(GsvError):
 
     status = STATUS_INTERNAL
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.retry_after_s = retry_after_s  # sent as Retry-After: when trying again makes sense
 
 
 class ServiceUnavailable(GatewayError):
     """Triton is unreachable, or up but its voice_clone model is not ready."""
 
     status = STATUS_UNAVAILABLE
+
+
+class Overloaded(ServiceUnavailable):
+    """More requests than the gateway or Triton admits at once: try again after ``retry_after_s``."""
 
 
 class UpstreamTimeout(GatewayError):
@@ -114,7 +119,10 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
-    return error_response(request, exc.status, exc.message, exc.field)
+    response = error_response(request, exc.status, exc.message, exc.field)
+    if exc.retry_after_s is not None:
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

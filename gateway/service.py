@@ -2,7 +2,8 @@
 
 Triton's models check every request (their errors name the tensor); the client's name for a tensor can differ
 (the reference is ``audio`` on the forms, ``refer_wav_path`` for api.py, ``input`` for OpenAI), so each call
-here takes the one rename table of its route.
+here takes the one rename table of its route. Every call holds one of the gateway's in-flight slots
+(:mod:`gsv_gateway.admission`) while it waits on Triton.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gsv_triton.contract import VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import Settings
 
+from .admission import Admission
 from .metrics import GatewayMetrics
 from .offload import INLINE_MAX_SAMPLES, run_cpu
 from .triton import StreamPiece, Synthesis, TritonVoiceClone
@@ -38,11 +40,13 @@ class VoiceCloneService:
         self.settings = settings
         self.limits = settings.limits
         self.metrics = metrics
+        self.admission = Admission(settings.max_in_flight)
 
     async def synthesize(self, fields: CloneFields, request_id: str, names: Mapping[str, str]) -> Synthesis:
         """Run voice_clone on ``fields``."""
-        with client_names(names):
-            result = await self.triton.synthesize(build_tensors(fields, self.settings), request_id)
+        async with self.admission.slot():
+            with client_names(names):
+                result = await self.triton.synthesize(build_tensors(fields, self.settings), request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
@@ -50,15 +54,17 @@ class VoiceCloneService:
         self, fields: CloneFields, request_id: str, names: Mapping[str, str]
     ) -> AsyncIterator[StreamPiece]:
         """voice_clone_stream's pieces of ``fields`` as they come."""
-        with client_names(names):
-            async for piece in self.triton.stream(build_tensors(fields, self.settings), request_id):
-                self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
-                yield piece
+        async with self.admission.slot():
+            with client_names(names):
+                async for piece in self.triton.stream(build_tensors(fields, self.settings), request_id):
+                    self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
+                    yield piece
 
     async def convert(self, values: Mapping[str, object], request_id: str, names: Mapping[str, str]) -> Synthesis:
         """Run voice_convert on ``values`` (its input names; None: not sent)."""
-        with client_names(names):
-            result = await self.triton.convert(contract_tensors(VOICE_CONVERT, values), request_id)
+        async with self.admission.slot():
+            with client_names(names):
+                result = await self.triton.convert(contract_tensors(VOICE_CONVERT, values), request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
@@ -67,8 +73,9 @@ class VoiceCloneService:
     ) -> dict[str, np.ndarray]:
         """The stored-voice features of a clip and its transcript (voice_encode)."""
         values = {"reference_audio": audio, "prompt_text": prompt_text, "prompt_language": prompt_language}
-        with client_names(names):
-            return await self.triton.encode_voice(contract_tensors(VOICE_ENCODE, values), request_id)
+        async with self.admission.slot():
+            with client_names(names):
+                return await self.triton.encode_voice(contract_tensors(VOICE_ENCODE, values), request_id)
 
 
 @contextmanager

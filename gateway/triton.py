@@ -8,6 +8,13 @@ The reconnect backoff is capped at :data:`MAX_RECONNECT_BACKOFF_MS`, so a restar
 within about a second, and calls never wait for a connection (gRPC's default): while Triton is down each one
 fails at once with UNAVAILABLE, which becomes a 503.
 
+Every call carries its deadline (the ``gsv_deadline`` request parameter, wall-clock time: the orchestrator and
+``t2s`` stop working for it once it passes) and, as Triton's own request timeout, the time left for the queue
+policy of the public models (a request that waited past it is dropped). A unary call has one total deadline
+(``timeout_s``); a stream has none in total but an idle one: each piece must come within ``timeout_s`` of the
+previous one (``gsv_piece_timeout``). Cancelling a call (the client went away) cancels the gRPC call, which
+Triton passes on to the model; over HTTP, Triton cannot see it and the work ends at the deadline.
+
 Triton's answers become domain errors here: INVALID_ARGUMENT -> the model's ``InputError`` (sent as data, see
 ``InputError.to_wire``: the input and the HTTP status to answer with), UNAVAILABLE / NOT_FOUND -> :class:`ServiceUnavailable`, DEADLINE_EXCEEDED ->
 :class:`UpstreamTimeout`, anything else -> :class:`UpstreamFailure`.
@@ -15,6 +22,7 @@ Triton's answers become domain errors here: INVALID_ARGUMENT -> the model's ``In
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
@@ -23,10 +31,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsv_triton.contract import VOICE_CLONE, VOICE_CONVERT, VOICE_ENCODE
+from gsv_triton.contract import (
+    DEADLINE_PARAMETER,
+    DEADLINE_PASSED,
+    PIECE_TIMEOUT_PARAMETER,
+    VOICE_CLONE,
+    VOICE_CONVERT,
+    VOICE_ENCODE,
+)
 from gsv_triton.errors import InputError
 
-from .errors import START_HINT, ServiceUnavailable, UpstreamFailure, UpstreamTimeout
+from .errors import START_HINT, Overloaded, ServiceUnavailable, UpstreamFailure, UpstreamTimeout
 from .models import ModelState, TritonHealth
 
 # Every input the gateway may send, by name: the tensor contract of the models it calls.
@@ -42,6 +57,9 @@ ENCODE_OUTPUTS = VOICE_ENCODE.output_names
 CONVERT_MODEL = "voice_convert"
 STREAM_MODEL = "voice_clone_stream"
 UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repository lacks the model
+QUEUE_FULL = "Exceeds maximum queue size"  # Triton's message when a model's queue policy refuses a request
+RETRY_AFTER_S = 1  # Retry-After of a 503 for a full queue
+US_PER_S = 1_000_000
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.NOT_FOUND", "StatusCode.CANCELLED"}
@@ -147,14 +165,25 @@ class TritonVoiceClone:
         from grpc.aio import AioRpcError
         from tritonclient.utils import InferenceServerException
 
-        request = {"model_name": STREAM_MODEL, "inputs": self._inputs(tensors), "request_id": request_id}
+        request = {"model_name": STREAM_MODEL, "inputs": self._inputs(tensors), "request_id": request_id,
+                   "parameters": {PIECE_TIMEOUT_PARAMETER: self.timeout_s}}  # fmt: skip
 
         async def requests():
             yield request
 
-        responses = self._client.stream_infer(requests(), stream_timeout=self.timeout_s)
+        responses = self._client.stream_infer(requests())
+        iterator = aiter(responses)
         try:
-            async for result, error in responses:
+            while True:
+                try:
+                    result, error = await asyncio.wait_for(anext(iterator), self.timeout_s)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"{STREAM_MODEL} sent no piece within {self.timeout_s:g} s (raise GSV_REQUEST_TIMEOUT_S or "
+                        "--timeout: it bounds each piece of a stream)"
+                    ) from None
                 if error is not None:
                     raise self._stream_error(error.message() or str(error))
                 piece = StreamPiece(
@@ -194,19 +223,21 @@ class TritonVoiceClone:
     ) -> dict[str, np.ndarray]:
         from tritonclient.utils import InferenceServerException
 
+        bounds = {"parameters": {DEADLINE_PARAMETER: time.time() + self.timeout_s},
+                  "timeout": int(self.timeout_s * US_PER_S)}  # fmt: skip
         try:
             if self._http is not None:
-                result = await self._http_infer(model, tensors, request_id, outputs)
+                result = await self._http_infer(model, tensors, request_id, outputs, bounds)
             else:
                 result = await self._client.infer(
-                    model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s
+                    model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s, **bounds
                 )
         except InferenceServerException as exc:
             raise self._domain_error(exc, model) from None
         return {name: result.as_numpy(name) for name in outputs}
 
     async def _http_infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str,
-                          outputs: tuple[str, ...]):  # fmt: skip
+                          outputs: tuple[str, ...], bounds: Mapping[str, object]):  # fmt: skip
         """One unary call over HTTP; aiohttp's failures raised as InferenceServerException with gRPC status
         names, so both transports share :meth:`_domain_error`."""
         import aiohttp
@@ -219,7 +250,7 @@ class TritonVoiceClone:
         requested = [self._http_module.InferRequestedOutput(name, binary_data=True) for name in outputs]
         for attempt in range(2):
             try:
-                return await self._http.infer(model, inputs, outputs=requested, request_id=request_id)
+                return await self._http.infer(model, inputs, outputs=requested, request_id=request_id, **bounds)
             except InferenceServerException as exc:
                 raise failure(exc.message(), HTTP_STATUS_NAMES.get(str(exc.status()), "INTERNAL")) from None
             except TimeoutError:
@@ -254,15 +285,19 @@ class TritonVoiceClone:
             status = "StatusCode.UNAVAILABLE"  # voice_clone itself missing: not ready, a 503 like any other
         if status == "StatusCode.INVALID_ARGUMENT":
             return InputError.from_wire(message) or InputError("request", message)
+        if QUEUE_FULL in message:
+            return Overloaded(
+                f"Triton's {model} queue is full; try again in a moment", retry_after_s=RETRY_AFTER_S
+            )
+        if status == "StatusCode.DEADLINE_EXCEEDED" or DEADLINE_PASSED in message:
+            return UpstreamTimeout(
+                f"{model} did not finish within {self.timeout_s:g} s "
+                "(raise GSV_REQUEST_TIMEOUT_S or --timeout for long texts)"
+            )
         if status in _UNAVAILABLE:
             return ServiceUnavailable(
                 f"the voice-cloning service is not available: Triton at {self.url} is not reachable or its "
                 f"{model} model is not ready ({message}); {START_HINT}"
-            )
-        if status == "StatusCode.DEADLINE_EXCEEDED":
-            return UpstreamTimeout(
-                f"{model} did not finish within {self.timeout_s:g} s "
-                "(raise GSV_REQUEST_TIMEOUT_S or --timeout for long texts)"
             )
         self._note_failure(message)
         log.error("triton failure", extra={"fields": {"status": status, "triton_message": message}})

@@ -31,6 +31,16 @@ def frames_for_speed(n_codes: int, speed: float) -> int:
 
 
 # Triton wire datatype -> numpy dtype of the array that carries it.
+# Request parameters (not tensors) that bound a request's work. The gateway sends DEADLINE, the wall-clock time
+# (seconds since the epoch) after which nobody waits for the answer; the orchestrators stop between steps past
+# it and hand it on to t2s, whose loop stops between tokens. PIECE_TIMEOUT (seconds) is the streaming model's:
+# each piece gets that long. CANCEL names the flag an orchestrator raises when its own request is cancelled
+# (the client went away), so that t2s, another process, stops too (gsv_triton.backend.cancel).
+DEADLINE_PARAMETER = "gsv_deadline"
+PIECE_TIMEOUT_PARAMETER = "gsv_piece_timeout"
+CANCEL_PARAMETER = "gsv_cancel"
+DEADLINE_PASSED = "its deadline passed"  # in the error of a request stopped at its deadline
+
 NUMPY_DTYPES = {
     "BYTES": np.object_,
     "BOOL": np.bool_,

@@ -35,6 +35,9 @@ class Limits:
     min_reference_seconds: float = 3.0
     max_reference_seconds: float = 10.0
     max_text_chars: int = 1000
+    # Audio one request may produce (silences included); over it: 422, before any network runs when the
+    # sentence pieces' silences alone exceed it, else as soon as the generated tokens do (before decoding).
+    max_output_seconds: float = 300.0
     # Silence (peak below this, in full scale) makes a reference unusable.
     silence_peak: float = 1e-4
 
@@ -60,6 +63,9 @@ DEFAULT_MODEL_NAME = "voice_clone"
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 # /health must answer quickly even when Triton hangs: a probe gives up after this long.
 DEFAULT_HEALTH_TIMEOUT_S = 2.0
+# Triton's voice_clone runs 2 requests at once and queues 16 (model_repository/voice_clone/config.pbtxt): one
+# gateway never meets Triton's limit, and more in flight would only wait longer.
+DEFAULT_MAX_IN_FLIGHT = 16
 # Slow clients (README "Production: reverse proxy and slow clients"): a request's headers must arrive within
 # HEADER_READ, its body within BODY_READ of the headers; an idle keep-alive connection is closed after KEEP_ALIVE.
 DEFAULT_HEADER_READ_TIMEOUT_S = 10.0
@@ -93,6 +99,8 @@ class Settings(BaseSettings):
     model_name: str = DEFAULT_MODEL_NAME
     request_timeout_s: float = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
     health_timeout_s: float = Field(DEFAULT_HEALTH_TIMEOUT_S, gt=0)
+    # Requests the gateway sends to Triton at once; more get 503 with Retry-After at once (README "Limits").
+    max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1)
     # -- slow clients: bounds on reading a request (408/431 beyond them) and on idle connections ---------------
     header_read_timeout_s: float = Field(DEFAULT_HEADER_READ_TIMEOUT_S, gt=0)
     body_read_timeout_s: float = Field(DEFAULT_BODY_READ_TIMEOUT_S, gt=0)
@@ -120,6 +128,7 @@ class Settings(BaseSettings):
     min_reference_seconds: float = Field(_DEFAULT_LIMITS.min_reference_seconds, ge=0)
     max_reference_seconds: float = Field(_DEFAULT_LIMITS.max_reference_seconds, gt=0)
     max_text_chars: int = Field(_DEFAULT_LIMITS.max_text_chars, gt=0)
+    max_output_seconds: float = Field(_DEFAULT_LIMITS.max_output_seconds, gt=0)
     silence_peak: float = Field(_DEFAULT_LIMITS.silence_peak, ge=0)
 
     @field_validator("triton_url")
@@ -161,6 +170,7 @@ class Settings(BaseSettings):
             min_reference_seconds=self.min_reference_seconds,
             max_reference_seconds=self.max_reference_seconds,
             max_text_chars=self.max_text_chars,
+            max_output_seconds=self.max_output_seconds,
             silence_peak=self.silence_peak,
         )
 

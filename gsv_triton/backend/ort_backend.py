@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsv_triton.backend.cancel import NEVER, StopSignal
 from gsv_triton.backend.ort_session import create_session
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
@@ -50,9 +51,10 @@ class OrtBackend:
             create_session(repo / "t2s/1/t2s_step.onnx", threads("t2s")),
         )
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              stop: StopSignal = NEVER) -> dict[str, np.ndarray]:  # fmt: skip
         if model == "t2s":
-            return run_t2s(self.t2s, inputs)
+            return run_t2s(self.t2s, inputs, stop)
         session = self.sessions[model]
         names = [o.name for o in session.get_outputs()]
         values = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})

@@ -11,6 +11,11 @@ is plain onnxruntime sessions (:class:`OrtBackend`; tests and benchmarks). The s
 5. ``sovits_decode`` per piece (target phones only) with host noise drawn from the request seed;
 6. peak-normalise each piece, 0.3 s of silence after each, concatenate.
 
+Bounds: a :class:`~gsv_triton.backend.cancel.StopSignal` (deadline, cancellation) is checked before every
+network call and handed to ``t2s``, whose loop checks it between tokens; the audio a request may produce is
+capped (``Limits.max_output_seconds``): refused before any network runs when the pieces' silences alone exceed
+it, and as soon as the generated tokens do (before decoding; each ``t2s`` call is capped to what is left).
+
 Randomness comes only from the request seed (:func:`derive_seed` streams per row), and no state but the
 caches (pure functions of their keys) survives a request, so the same request always gives the same audio.
 """
@@ -18,7 +23,7 @@ caches (pure functions of their keys) survives a request, so the same request al
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +31,13 @@ from typing import Protocol
 import numpy as np
 
 from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
+from gsv_triton.audio.output import SEGMENT_SILENCE_SECONDS
 from gsv_triton.backend.cache import LruCache
-from gsv_triton.contract import BERT_DIM, frames_for_speed
+from gsv_triton.backend.cancel import NEVER, StopSignal
+from gsv_triton.contract import BERT_DIM, CODE_UPSAMPLE, frames_for_speed
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.manifest import Manifest
-from gsv_triton.settings import OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
+from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
 
 from .requests import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
@@ -52,9 +59,11 @@ WARMUP_LANGUAGES = ("zh", "en")
 
 
 class Backend(Protocol):
-    """Runs one named network: ``infer("ssl", {"wav16k": x}, ["ssl"]) -> {"ssl": y}``."""
+    """Runs one named network: ``infer("ssl", {"wav16k": x}, ["ssl"]) -> {"ssl": y}``; ``stop`` goes with the call
+    (``t2s`` checks it between tokens)."""
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              stop: StopSignal = NEVER) -> dict[str, np.ndarray]:  # fmt: skip
         ...
 
 
@@ -97,6 +106,35 @@ class Synthesis:
     segment_tokens: np.ndarray  # int32 [pieces]: semantic tokens generated per piece
     tokens: np.ndarray  # int32 [sum of segment_tokens]: the pieces' semantic tokens, concatenated
     seed: int
+
+
+class OutputBudget:
+    """The audio a request may still produce (``Limits.max_output_seconds``), in seconds and T2S tokens."""
+
+    def __init__(self, limits: Limits, pieces: int, speed: float, sample_rate: int) -> None:
+        self.max_seconds = limits.max_output_seconds
+        self.token_seconds = CODE_UPSAMPLE * HOP_LENGTH / (speed * sample_rate)  # frames_for_speed, per token
+        self.seconds_left = self.max_seconds - pieces * SEGMENT_SILENCE_SECONDS
+        if self.seconds_left < 0:
+            raise self._exceeded(f"its {pieces} sentence pieces alone come with {pieces * SEGMENT_SILENCE_SECONDS:g} s "
+                                 "of silence")  # fmt: skip
+
+    def tokens_left(self) -> int:
+        return int(self.seconds_left / self.token_seconds)
+
+    def spend(self, tokens: int) -> None:
+        """Count ``tokens`` generated; 422 as soon as they exceed the budget."""
+        self.seconds_left -= tokens * self.token_seconds
+        if self.seconds_left < 0:
+            raise self._exceeded("the generated speech exceeds it")
+
+    def _exceeded(self, why: str) -> InputError:
+        return InputError(
+            "text",
+            f"would give more than {self.max_seconds:g} s of audio (GSV_MAX_OUTPUT_SECONDS): {why}; send less text "
+            "per request",
+            status=422,
+        )
 
 
 def derive_seed(seed: int, stream: int, index: int) -> int:
@@ -157,12 +195,13 @@ class VoiceClonePipeline:
                 get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
 
     # -- the whole request ---------------------------------------------------------------------------
-    def synthesize(self, request: VoiceCloneRequest) -> Synthesis:
+    def synthesize(self, request: VoiceCloneRequest, stop: StopSignal = NEVER) -> Synthesis:
         pieces = self.split(request)
-        prompt, rows = self.text_rows(request, pieces)
-        reference = self.request_reference(request)
-        tokens = self.generate(prompt, rows, reference, request)
-        audio = self.decode(rows, tokens, reference, request)
+        budget = self.output_budget(request, len(pieces))
+        prompt, rows = self.text_rows(request, pieces, stop)
+        reference = self.request_reference(request, stop)
+        tokens = self.generate(prompt, rows, reference, request, stop=stop, budget=budget)
+        audio = self.decode(rows, tokens, reference, request, stop)
         return Synthesis(
             audio=join_segments(audio, sample_rate=self.config.sample_rate),
             sample_rate=self.config.sample_rate,
@@ -171,12 +210,23 @@ class VoiceClonePipeline:
             seed=request.seed,
         )
 
+    def output_budget(self, request: VoiceCloneRequest, pieces: int) -> OutputBudget:
+        """The request's output budget; 422 at once when ``pieces`` alone exceed it."""
+        return OutputBudget(self.limits, pieces, request.speed, self.config.sample_rate)
+
+    def _infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+               stop: StopSignal) -> dict[str, np.ndarray]:  # fmt: skip
+        """One network call, unless the request should stop (RequestCancelled)."""
+        stop.check()
+        return self.backend.infer(model, inputs, outputs, stop)
+
     # -- 1 + 2: text ---------------------------------------------------------------------------------
     def split(self, request: VoiceCloneRequest) -> list[str]:
         """The target pieces (api.py ``cut_text`` with the request's ``cut_punc``)."""
         return split_sentences(request.text.strip("\n"), cut_punc=request.cut_punc, language=request.text_language)
 
-    def text_rows(self, request: VoiceCloneRequest, pieces: Sequence[str]) -> tuple[TextRow, list[TextRow]]:
+    def text_rows(self, request: VoiceCloneRequest, pieces: Sequence[str],
+                  stop: StopSignal = NEVER) -> tuple[TextRow, list[TextRow]]:  # fmt: skip
         """(prompt row, one row per piece) with BERT features, all zh segments in one BERT batch."""
         prompt_key = (request.prompt_text, request.prompt_language)
         if request.prompt_phone_ids is not None and request.prompt_bert is not None:
@@ -200,7 +250,7 @@ class VoiceClonePipeline:
                 )
             features.append(feats)
         zh = [seg for f in features for seg in f.segments if seg.needs_bert]
-        bert = self._bert(zh)
+        bert = self._bert(zh, stop)
         rows = []
         for f in features:
             parts = [bert[id(s)] if s.needs_bert else np.zeros((BERT_DIM, len(s.phones)), np.float32)
@@ -211,28 +261,29 @@ class VoiceClonePipeline:
             self.prompts.put(prompt_key, prompt)
         return prompt, rows
 
-    def _bert(self, segments: Sequence[Segment]) -> dict[int, np.ndarray]:
+    def _bert(self, segments: Sequence[Segment], stop: StopSignal) -> dict[int, np.ndarray]:
         """{id(segment): [1024, n_phones]} for zh segments, in batches of at most BERT_MAX_BATCH rows."""
         out: dict[int, np.ndarray] = {}
         for start in range(0, len(segments), BERT_MAX_BATCH):
             chunk = segments[start : start + BERT_MAX_BATCH]
             ids, lengths = pad_rows([s.bert_token_ids for s in chunk])
             mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
-            hidden = self.backend.infer(
+            hidden = self._infer(
                 "bert",
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
                 ["hidden"],
+                stop,
             )["hidden"]
             for seg, h in zip(chunk, hidden, strict=True):
                 out[id(seg)] = expand_bert(h, seg)
         return out
 
     # -- 3: reference --------------------------------------------------------------------------------
-    def request_reference(self, request: VoiceCloneRequest) -> Reference:
+    def request_reference(self, request: VoiceCloneRequest, stop: StopSignal = NEVER) -> Reference:
         """The request's stored-voice features when it carries them, else those of its reference clip."""
         if request.prompt_codes is not None and request.ge is not None:
             return Reference(prompt_codes=request.prompt_codes, ge=request.ge.reshape(1, -1, 1))
-        return self.reference(request.reference_audio)
+        return self.reference(request.reference_audio, stop)
 
     def encode_voice(self, request: VoiceEncodeRequest) -> tuple[TextRow, Reference]:
         """The reference side of a voice, computed once for a voice library: (prompt row, reference).
@@ -246,7 +297,7 @@ class VoiceClonePipeline:
         prompt, _ = self.text_rows(text_only, [])
         return prompt, self.reference(request.reference_audio)
 
-    def reference(self, audio: bytes) -> Reference:
+    def reference(self, audio: bytes, stop: StopSignal = NEVER) -> Reference:
         """Prompt codes and ge of a reference clip (cached by content)."""
         key = hashlib.sha256(audio).hexdigest()
         cached = self.references.get(key)
@@ -256,9 +307,9 @@ class VoiceClonePipeline:
             prepared = prepare_reference(audio, self.limits)
         except InputError as exc:
             raise renamed(exc, {"audio": "reference_audio"}) from None
-        ssl = self.backend.infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"])["ssl"]
-        codes = self.backend.infer("vq_encode", {"ssl": ssl}, ["codes"])["codes"]
-        ge = self.backend.infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"])["ge"]
+        ssl = self._infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"], stop)["ssl"]
+        codes = self._infer("vq_encode", {"ssl": ssl}, ["codes"], stop)["codes"]
+        ge = self._infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"], stop)["ge"]
         reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32),
                               seconds=prepared.duration_seconds)  # fmt: skip
         if reference.prompt_codes.size == 0:
@@ -317,14 +368,23 @@ class VoiceClonePipeline:
         }
 
     def generate(self, prompt: TextRow, rows: Sequence[TextRow], reference: Reference,
-                 request: VoiceCloneRequest, first: int = 0) -> list[np.ndarray]:
+                 request: VoiceCloneRequest, first: int = 0, stop: StopSignal = NEVER,
+                 budget: OutputBudget | None = None) -> list[np.ndarray]:  # fmt: skip
         """Semantic tokens per piece: the pieces run as one ``t2s`` batch (in chunks of ``T2S_MAX_ROWS``);
-        ``rows`` are pieces ``first``, ``first + 1``, ... of the request (see :meth:`t2s_inputs`)."""
+        ``rows`` are pieces ``first``, ``first + 1``, ... of the request (see :meth:`t2s_inputs`).
+
+        With a ``budget``, no row may generate more tokens than the budget has left (+2, so that a row cut there
+        is seen to exceed it: a row that ends by itself below that is untouched), and the tokens are spent."""
         tokens: list[np.ndarray] = []
         for start in range(0, len(rows), T2S_MAX_ROWS):
             chunk = rows[start : start + T2S_MAX_ROWS]
             inputs = self.t2s_inputs(prompt, chunk, reference, request, first=first + start)
-            result = self.backend.infer("t2s", inputs, ["tokens", "lengths"])
+            if budget is not None:
+                cap = min(request.max_new_tokens, budget.tokens_left() + 2)
+                inputs["max_new_tokens"] = np.array([cap], dtype=np.int32)
+            result = self._infer("t2s", inputs, ["tokens", "lengths"], stop)
+            if budget is not None:
+                budget.spend(int(result["lengths"].sum()))
             tokens += [np.asarray(t[:n], dtype=np.int64) for t, n in zip(result["tokens"], result["lengths"], strict=True)]
         return tokens
 
@@ -343,33 +403,38 @@ class VoiceClonePipeline:
         }
 
     def decode(self, rows: Sequence[TextRow], tokens: Sequence[np.ndarray], reference: Reference,
-               request: VoiceCloneRequest) -> list[np.ndarray]:
+               request: VoiceCloneRequest, stop: StopSignal = NEVER) -> list[np.ndarray]:
         """Audio per piece; a piece without tokens contributes no samples (its silence stays)."""
-        return [self.decode_piece(row, toks, reference, request, i)
+        return [self.decode_piece(row, toks, reference, request, i, stop)
                 for i, (row, toks) in enumerate(zip(rows, tokens, strict=True))]  # fmt: skip
 
     def decode_piece(self, row: TextRow, tokens: np.ndarray, reference: Reference, request: VoiceCloneRequest,
-                     index: int) -> np.ndarray:
+                     index: int, stop: StopSignal = NEVER) -> np.ndarray:
         """Audio of piece ``index`` (no samples for a piece without tokens)."""
         if len(tokens) == 0:
             return np.zeros(0, dtype=np.float32)
-        out = self.backend.infer("sovits_decode", self.decode_inputs(row, tokens, reference, request, index), ["audio"])
+        inputs = self.decode_inputs(row, tokens, reference, request, index)
+        out = self._infer("sovits_decode", inputs, ["audio"], stop)
         return np.ravel(out["audio"]).astype(np.float32, copy=False)
 
     # -- streaming -----------------------------------------------------------------------------------
-    def synthesize_pieces(self, request: VoiceCloneRequest, pieces: Sequence[str] | None = None) -> Iterator[np.ndarray]:
+    def synthesize_pieces(self, request: VoiceCloneRequest, pieces: Sequence[str] | None = None,
+                          stop: Callable[[], StopSignal] = lambda: NEVER) -> Iterator[np.ndarray]:  # fmt: skip
         """The audio of each sentence piece as soon as it exists: the piece normalised, then its 0.3 s of
         silence, exactly the part :meth:`synthesize` joins for it. Each piece runs ``t2s`` alone with the
         random stream of its index; ``t2s`` rows are independent, so the concatenation equals
         :meth:`synthesize`'s audio (tests/test_stream.py checks it through Triton).
 
-        ``pieces``: the request's :meth:`split`, when the caller already has it."""
+        ``pieces``: the request's :meth:`split`, when the caller already has it. ``stop()`` gives the signal of
+        each piece (a stream's deadline is per piece)."""
         pieces = self.split(request) if pieces is None else pieces
-        prompt, rows = self.text_rows(request, pieces)
-        reference = self.request_reference(request)
+        budget = self.output_budget(request, len(pieces))
+        prompt, rows = self.text_rows(request, pieces, stop())
+        reference = self.request_reference(request, stop())
         for i, row in enumerate(rows):
-            (tokens,) = self.generate(prompt, [row], reference, request, first=i)
-            audio = self.decode_piece(row, tokens, reference, request, i)
+            piece_stop = stop()
+            (tokens,) = self.generate(prompt, [row], reference, request, first=i, stop=piece_stop, budget=budget)
+            audio = self.decode_piece(row, tokens, reference, request, i, piece_stop)
             yield join_segments([audio], sample_rate=self.config.sample_rate)
 
 

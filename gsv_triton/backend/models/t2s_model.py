@@ -26,7 +26,7 @@ from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.contract import T2S
 
 from .onnx_model import torch_placement, uses_torch_runtime
-from .triton_io import BlsError, error_response, guarded, request_inputs, response
+from .triton_io import BlsError, error_response, guarded, request_inputs, request_stop, response
 
 
 class TritonPythonModel:
@@ -73,4 +73,5 @@ class TritonPythonModel:
         raise BlsError(f"{self.forward_to} sent no tokens")
 
     def _run(self, request):
-        return response(run_t2s(self.runner, request_inputs(request, T2S.input_names)))
+        # The orchestrator's deadline and cancel flag (request parameters): checked between tokens.
+        return response(run_t2s(self.runner, request_inputs(request, T2S.input_names), request_stop(request)))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from gsv_triton.backend.cancel import NEVER, RequestCancelled, StopSignal, parse_parameters, signal_from_parameters
 from gsv_triton.errors import InputError
 from gsv_triton.settings import Limits
 
@@ -34,16 +35,22 @@ def request_inputs(request, names: Iterable[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def error_response(message: str, invalid_input: bool = False):
+def error_response(message: str, invalid_input: bool = False, code: int | None = None):
     """A response that carries only an error: the batch goes on, the server keeps serving.
 
-    ``invalid_input`` marks the client's fault (HTTP 400 / gRPC INVALID_ARGUMENT instead of 500 / INTERNAL).
+    ``invalid_input`` marks the client's fault (HTTP 400 / gRPC INVALID_ARGUMENT instead of 500 / INTERNAL);
+    ``code`` names another ``pb_utils.TritonError`` code.
     """
     if invalid_input:
-        return pb_utils.InferenceResponse(
-            output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
-        )
+        code = pb_utils.TritonError.INVALID_ARG
+    if code is not None:
+        return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+
+
+def request_stop(request) -> StopSignal:
+    """The stop signal (deadline, cancel flag) a request carries in its parameters."""
+    return signal_from_parameters(parse_parameters(request.parameters()))
 
 
 def response(outputs: Mapping[str, np.ndarray]):
@@ -56,6 +63,8 @@ def exception_response(model_name: str, logger, exc: Exception, log: bool = True
     with a generic message."""
     if isinstance(exc, InputError):
         return error_response(exc.to_wire(), invalid_input=True)
+    if isinstance(exc, RequestCancelled):  # nobody waits for the answer: nothing to log
+        return error_response(f"{model_name}: {exc}", code=pb_utils.TritonError.CANCELLED)
     if isinstance(exc, BlsError):
         return error_response(f"{model_name}: {exc}")
     if log:
@@ -75,14 +84,18 @@ class BlsBackend:
     """:class:`~gsv_triton.backend.pipeline.Backend` over BLS: each call is an InferenceRequest to the
     named model of the same server."""
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              stop: StopSignal = NEVER) -> dict[str, np.ndarray]:  # fmt: skip
         request = pb_utils.InferenceRequest(
             model_name=model,
             requested_output_names=list(outputs),
             inputs=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in inputs.items()],
+            parameters=stop.parameters(),
         )
         result = request.exec()
         if result.has_error():
+            if result.error().code() == pb_utils.TritonError.CANCELLED:
+                raise RequestCancelled(result.error().message())
             raise BlsError(f"{model} failed: {result.error().message()}")
         return {name: pb_utils.get_output_tensor_by_name(result, name).as_numpy() for name in outputs}
 

@@ -3,7 +3,8 @@
 Why BLS and not an ensemble: the number of sentence pieces varies per request, BERT runs only for zh segments,
 references are cached, and decoding loops over pieces; an ensemble is a fixed DAG of one call per step.
 The orchestration itself is :class:`~gsv_triton.backend.pipeline.VoiceClonePipeline`; this module only
-moves tensors in and out and turns errors into per-request Triton errors.
+moves tensors in and out and turns errors into per-request Triton errors. The request's deadline (a request
+parameter the gateway sets) and its cancellation stop the work between steps, in ``t2s`` between tokens.
 
 Config parameters: ``default_cut_punc`` (api.py's ``-cp``, default empty: split at newlines only),
 ``reference_cache_size``, ``prompt_cache_size``, ``warmup_languages`` (comma-separated; the text frontend runs
@@ -16,12 +17,13 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from gsv_triton.backend.cancel import cancel_watch
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
 from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.settings import Settings
 
-from .triton_io import bls_pipeline, guarded, request_inputs, response
+from .triton_io import bls_pipeline, guarded, request_inputs, request_stop, response
 
 
 class TritonPythonModel:
@@ -45,7 +47,9 @@ class TritonPythonModel:
         )
 
     def _run(self, request):
-        result = self.pipeline.synthesize(self._parse(request))
+        parsed = self._parse(request)
+        with cancel_watch(request_stop(request), request.is_cancelled) as stop:
+            result = self.pipeline.synthesize(parsed, stop)
         return response(
             {
                 "audio": result.audio.astype(np.float32),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsv_triton.backend.cancel import NEVER
 from gsv_triton.backend.t2s.sampling import SamplingParams, exponential_noise, sample_rows
 from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import InputError
@@ -199,9 +200,11 @@ class T2SRunner:
 
         Inputs and ``settings`` (top_k, top_p, temperature, repetition_penalty, seed, max_new_tokens,
         eos_enabled) as in :meth:`T2SBatch.from_inputs`; sampling settings apply to every row.
-        ``eos_enabled=False`` never stops early (fixed token counts for benchmarks).
+        ``eos_enabled=False`` never stops early (fixed token counts for benchmarks). ``should_stop``, called
+        before every step, raises to abandon the request (its deadline passed, its client went away).
         """
         cfg = self.config
+        should_stop = settings.pop("should_stop", None) or NEVER.check
         batch = T2SBatch.from_inputs(phone_ids, bert, prompt_codes, eos=cfg.eos, **settings)
         max_new_tokens, eos_enabled = batch.max_new_tokens, batch.eos_enabled
         b, prompts = batch.rows, batch.prompts
@@ -224,6 +227,7 @@ class T2SRunner:
         alive = np.arange(b)  # original row index of each batch slot
 
         for idx in range(max_new_tokens):
+            should_stop()
             suppress = idx < cfg.min_tokens_before_eos or not eos_enabled
             tokens, stops = sample_step(logits, seen, [batch.params] * len(alive), [rngs[r] for r in alive],
                                         eos=cfg.eos, suppress_eos=suppress)  # fmt: skip

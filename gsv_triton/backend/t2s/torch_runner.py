@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gsv_triton.backend.cancel import NEVER
 from gsv_triton.backend.t2s.loop import BERT_DIM, T2SBatch, record_step, sample_step
 from gsv_triton.backend.torch_device import Placement
 from gsv_triton.networks.t2s import Text2SemanticDecoder, prefill_mask, sinusoid
@@ -152,6 +153,7 @@ class TorchT2SRunner:
     def generate(self, phone_ids, bert, prompt_codes, **settings) -> list[np.ndarray]:
         """Generated semantic tokens per row (int64, EOS and the dropped token removed); arguments as in
         :meth:`gsv_triton.backend.t2s.loop.T2SRunner.generate`."""
+        should_stop = settings.pop("should_stop", None) or NEVER.check
         batch = self.batch(phone_ids, bert, prompt_codes, **settings)
         max_new_tokens, eos_enabled = batch.max_new_tokens, batch.eos_enabled
         b, prompts = batch.rows, batch.prompts
@@ -170,6 +172,7 @@ class TorchT2SRunner:
         alive = np.arange(b)
         feed = np.zeros(rows, dtype=np.int64)  # finished and padding rows keep feeding their last token
         for idx in range(max_new_tokens):
+            should_stop()
             suppress = idx < self.min_tokens_before_eos or not eos_enabled
             tokens, stops = sample_step(logits[alive], seen[alive], [batch.params] * len(alive),
                                         [rngs[r] for r in alive], eos=self.eos, suppress_eos=suppress)  # fmt: skip
