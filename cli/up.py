@@ -47,6 +47,11 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--triton-address", default=LOOPBACK, help="Triton's bind address (default 127.0.0.1: only the gateway)"
     )
+    parser.add_argument(
+        "--unary-over-http", action="store_true",
+        help="send unary inference over Triton's HTTP endpoint (about 2 ms less per request; a client that goes "
+        "away then no longer cancels Triton's work, which ends at the request's deadline instead)",
+    )  # fmt: skip
     add_gateway_arguments(parser, with_triton_url=False)
 
 
@@ -59,9 +64,9 @@ def up_main(args: argparse.Namespace) -> int:
 
     grpc_port = args.triton_grpc_port
     probe_host = LOOPBACK if args.triton_address in ("0.0.0.0", "") else args.triton_address
-    settings = settings_from_args(
-        args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=f"{probe_host}:{args.triton_http_port}"
-    )
+    # gRPC by default: a client that goes away cancels Triton's work only over gRPC (HTTP costs ~2 ms less).
+    http_url = f"{probe_host}:{args.triton_http_port}" if args.unary_over_http else None
+    settings = settings_from_args(args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=http_url)
     configure_logging(settings.log_level)
     triton = Supervisor(
         Launch(Path(args.model_repository), args.triton_http_port, grpc_port, args.triton_metrics_port,

@@ -11,13 +11,19 @@
 Each fixture is built once per session, on first use, so tests that do not ask for them pay nothing. One
 fixture applies to every test: ``GSV_VOICE_DIR`` names a session folder, so a gateway a test starts (in
 process or as a subprocess) stores its voices there and never in the user's data directory.
+
+Hygiene (issue 20): a test run must leave no Triton shared-memory region, cancel flag or stub process behind.
+What exists at the start is noted; whatever of that kind appears during the run and is still there at the end
+(after a grace period for stubs on their way out) fails the run.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +32,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from gsv_triton.backend.cancel import FLAG_PREFIX
 from gsv_triton.errors import UserError
 from gsv_triton.server import TritonServer, free_port, locate_tritonserver
+from gsv_triton.server.stubs import SHM_DIR, STUB_NAME
+from gsv_triton.server.tritonserver import SHM_PREFIX
 
 CLI = [sys.executable, "-m", "gsv_cli"]
 CLI_TIMEOUT_S = 900
@@ -35,6 +44,45 @@ CLI_TIMEOUT_S = 900
 READY_TIMEOUT_S = 300.0
 REFERENCE_RATE = 32_000
 DEMO_SEED = 0
+
+
+# Triton's default region prefix, ours, and the cancel flags.
+LEFTOVER_PREFIXES = ("triton_python_backend_shm_region_", SHM_PREFIX, FLAG_PREFIX)
+STUB_EXIT_GRACE_S = 15.0
+_at_start: dict[str, set] = {}
+
+
+def _regions() -> set[str]:
+    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(LEFTOVER_PREFIXES)}
+
+
+def _stub_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            except OSError:
+                continue
+            if os.path.basename(argv0) == STUB_NAME.encode():
+                pids.add(int(entry.name))
+    return pids
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _at_start["regions"], _at_start["stubs"] = _regions(), _stub_pids()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    deadline = time.monotonic() + STUB_EXIT_GRACE_S
+    while (stubs := _stub_pids() - _at_start["stubs"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    regions = sorted(_regions() - _at_start["regions"])
+    if stubs or regions:
+        print(f"\nhygiene: this run left {len(stubs)} stub process(es) {sorted(stubs)[:5]} and {len(regions)} "
+              f"shared-memory region(s) {regions[:5]} behind", file=sys.stderr)  # fmt: skip
+        if session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 @dataclass(frozen=True)
