@@ -22,6 +22,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gsv_triton.errors import GsvError
 from gsv_triton.settings import DEFAULT_BODY_READ_TIMEOUT_S
 
 from .errors import STATUS_INTERNAL, error_body
@@ -144,10 +145,15 @@ class RequestContextMiddleware:
                 await reject_too_large()
             else:
                 await self.app(scope, limited_receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # after our own 413/408 the app only saw a disconnect, and a client that went away left the app a body
             # cut short: neither is a fault
-            if not state["answered"] and not state["client_gone"]:
+            if isinstance(exc, GsvError) and state["started"]:
+                # an expected failure after the status was sent (a stream's later piece timed out): uvicorn closes
+                # the connection without the final chunk, which the client sees as an incomplete body
+                client_log.warning("response cut short after it started", extra={"fields": {
+                    "path": scope.get("path"), "reason": str(exc)}})  # fmt: skip
+            elif not state["answered"] and not state["client_gone"]:
                 error_log.exception("unexpected error", extra={"fields": {"path": scope.get("path")}})
                 if not state["started"]:  # (uvicorn drops what is sent to a client that left)
                     body = error_body(

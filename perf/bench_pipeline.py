@@ -101,7 +101,8 @@ class TorchBackend:
         self.bert = load_bert(checkpoints / "chinese-roberta-wwm-ext-large")
         self.times: dict[str, float] = defaultdict(float)  # only meaningful with one request at a time
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              stop: object = None) -> dict[str, np.ndarray]:  # fmt: skip
         start = time.perf_counter()
         with self.torch.inference_mode():
             result = getattr(self, f"_{model}")({k: np.asarray(v) for k, v in inputs.items()})

@@ -101,7 +101,8 @@ class RecordingBackend:
         self.calls: dict[str, dict[str, np.ndarray]] = {}
         self.rng = np.random.default_rng(seed)
 
-    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+              stop: object = None) -> dict[str, np.ndarray]:  # fmt: skip
         self.calls.setdefault(model, {k: np.asarray(v) for k, v in inputs.items()})
         if model == "t2s":
             rows = inputs["phone_ids"].shape[0]

@@ -22,7 +22,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from gsv_triton.audio.output import pcm16_bytes, pcm_wav_header
-from gsv_triton.errors import InputError
+from gsv_triton.errors import GsvError, InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 from ..errors import request_id_of
@@ -75,6 +75,8 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
             yield (pcm_wav_header(first.sample_rate, BITS, None) if name == "wav" else b"") + pcm16_bytes(first.audio)
             async for piece in pieces:
                 yield pcm16_bytes(piece.audio)
+        except GsvError:
+            raise  # expected (a later piece timed out, Triton went away): the middleware logs it as a warning
         except Exception:
             log.exception("stream broken after its first piece", extra={"fields": {"request_id": request_id}})
             raise  # uvicorn then closes the connection without the final chunk

@@ -82,6 +82,9 @@ class T2SEngine:
         """Queue one request (arguments as :meth:`TorchT2SRunner.generate`); the Future's result is its tokens."""
         if self._closed:
             raise RuntimeError("the T2S engine is closed")
+        # The shared decode loop does not stop one request early: a request past its deadline finishes here
+        # (t2s forwards no stop signal to the engine; the orchestrator stops after this call).
+        settings.pop("should_stop", None)
         batch = self.runner.batch(phone_ids, bert, prompt_codes, **settings)
         if batch.rows > self.lanes:
             raise InputError("phone_ids", f"{batch.rows} rows exceed the engine's {self.lanes} lanes")
