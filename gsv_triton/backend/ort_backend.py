@@ -3,7 +3,6 @@ drive :class:`~gsv_triton.backend.pipeline.VoiceClonePipeline` over it with the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,16 +13,20 @@ from gsv_triton.backend.ort_session import create_session
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
 
-_THREADS_PARAMETER = re.compile(r'key:\s*"intra_op_threads",?\s*value:\s*\{\s*string_value:\s*"(\d+)"')
-
 
 def configured_threads(config_path: Path) -> int:
-    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent)."""
+    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent), read with Triton's
+    own model-config schema (``tritonclient``'s protobuf classes)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
     try:
-        match = _THREADS_PARAMETER.search(Path(config_path).read_text("utf-8"))
+        text = Path(config_path).read_text("utf-8")
     except OSError:
         return 1
-    return int(match.group(1)) if match else 1
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    value = config.parameters["intra_op_threads"].string_value if "intra_op_threads" in config.parameters else ""
+    return int(value) if value.isdigit() else 1
 
 
 class OrtBackend:
