@@ -61,6 +61,20 @@ def providers_for(device: str, device_id: int = 0) -> list:
     return [p for p in wanted if p[0] in available] + [CPU_PROVIDER]
 
 
+def shrinking_run_options():
+    """RunOptions that hand the CPU arena's free regions back to the system at the end of each run.
+
+    onnxruntime's arena otherwise keeps the peak of the longest input it ever saw: after one 60 s piece through
+    ``sovits_decode`` an instance held ~800 MB (tiny models) that it never used again. The next long run grows
+    it again; short runs stay inside the arena's first region (no measurable cost, perf/README.md "Soak").
+    """
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 def create_session(path: Path | str, intra_op_threads: int = 1, device: str = "cpu", device_id: int = 0):
     """An InferenceSession for ``path``; UserError when the file is missing."""
     import onnxruntime as ort

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters
+from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters, shrinking_run_options
 from gsv_triton.errors import InputError
 
 from .triton_io import guarded, request_inputs, response
@@ -62,11 +62,13 @@ class TritonPythonModel:
         self.logger = pb_utils.Logger
         folder = Path(args["model_repository"]) / args["model_version"]
         threads = int(params.get("intra_op_threads", "1"))
+        self.run_options = None  # torch runtime: no onnxruntime arena to shrink
         if uses_torch_runtime(params):
             self.session = torch_session(folder, params, threads, args)
         else:
             device, device_id = instance_device(args, params.get("device") or None)
             self.session = create_session(folder / params["onnx_file"], threads, device, device_id)
+            self.run_options = shrinking_run_options()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         axis = params.get("batch_pad_axis", "")
@@ -82,10 +84,15 @@ class TritonPythonModel:
     def _feeds(self, request) -> dict[str, np.ndarray]:
         return request_inputs(request, self.input_names)
 
+    def _session_run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.run_options is None:
+            return self.session.run(None, feeds)
+        return self.session.run(None, feeds, self.run_options)
+
     def _run_one(self, request):
         feeds = self._feeds(request)
         try:
-            values = self.session.run(None, feeds)
+            values = self._session_run(feeds)
         except Exception as exc:  # onnxruntime reports shape/type problems of the request this way
             raise InputError(self.name, f"onnxruntime rejected the inputs: {exc}") from exc
         return response(dict(zip(self.output_names, values, strict=True)))
@@ -107,7 +114,7 @@ class TritonPythonModel:
                     pad[axis] = (0, longest - x.shape[axis])
                     parts.append(np.pad(x, pad))
                 stacked[name] = np.concatenate(parts, axis=0)
-            values = self.session.run(None, stacked)
+            values = self._session_run(stacked)
         except Exception:
             return None
         out, start = [], 0

@@ -18,7 +18,7 @@ import triton_python_backend_utils as pb_utils
 from gsv_triton.backend.cancel import StopSignal, cancel_watch, parse_parameters, piece_timeout, signal_from_parameters
 from gsv_triton.errors import InputError
 
-from .triton_io import exception_response, response
+from .triton_io import exception_response, release_heap, response
 from .voice_clone import TritonPythonModel as VoiceCloneModel
 
 MODEL = "voice_clone_stream"
@@ -43,6 +43,7 @@ class TritonPythonModel(VoiceCloneModel):
                     sender.send(error, flags=final)
             except Exception:  # the client has gone (cancelled stream): nobody to tell
                 pass
+            release_heap()
         return None
 
     def _stream(self, request, sender) -> None:
