@@ -2,8 +2,8 @@
 
 Not part of the test suite. What it does, in order:
 
-1. builds the tiny demo models once (``gsv_export``'s own demo checkpoints and export, kept in
-   ``artifacts/soak-tiny``) unless ``--model-repository`` names another exported repository;
+1. exports the tiny demo checkpoints (``gsv_export``'s own functions; the checkpoints are written once to
+   ``artifacts/soak-tiny/checkpoints``) into the work folder, unless ``--model-repository`` names an exported one;
 2. starts ``python -m gsv_cli.up`` (tritonserver + gateway) on free loopback ports;
 3. makes every request of the mix (texts x seeds) once, alone: its audio is the reference answer;
 4. runs ``--clients`` threads for ``--duration`` seconds, each cycling through the mix; an answer whose audio
@@ -50,7 +50,7 @@ from gsv_triton.server import free_port
 from gsv_triton.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODELS = ROOT / "artifacts" / "soak-tiny"
+DEFAULT_CHECKPOINTS = ROOT / "artifacts" / "soak-tiny" / "checkpoints"
 READY_TIMEOUT_S = 900.0
 STOP_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 900.0
@@ -354,21 +354,20 @@ def long_requests(url: str, reference: bytes, count: int, max_chars: int) -> lis
 
 
 # -- models --------------------------------------------------------------------------------------
-def ensure_tiny_repository(root: Path) -> Path:
-    """The tiny demo checkpoints exported under ``root`` (built on first use with the project's own functions)."""
-    repo = root / "repository"
-    if (repo / "gsv_manifest.json").is_file():
-        return repo
+def tiny_repository(checkpoints: Path, out: Path) -> Path:
+    """The tiny demo checkpoints (written to ``checkpoints`` on first use) exported into ``out``, with the
+    project's own functions. The export runs every time (seconds): a cached repository would keep the Triton
+    configs of the code that exported it."""
     from gsv_export.build import export_repository
     from gsv_export.demo import write_demo_checkpoints
 
-    ckpt = root / "checkpoints"
-    print(f"[soak] building tiny demo models in {root}", flush=True)
-    write_demo_checkpoints(ckpt, size="tiny", version="v2", seed=0)
-    shutil.rmtree(repo, ignore_errors=True)
-    export_repository(gpt=ckpt / "gpt.ckpt", sovits=ckpt / "sovits.pth", hubert=ckpt / "chinese-hubert-base",
-                      bert=ckpt / "chinese-roberta-wwm-ext-large", out=repo)  # fmt: skip
-    return repo
+    if not (checkpoints / "sovits.pth").is_file():
+        print(f"[soak] writing tiny demo checkpoints to {checkpoints}", flush=True)
+        write_demo_checkpoints(checkpoints, size="tiny", version="v2", seed=0)
+    export_repository(gpt=checkpoints / "gpt.ckpt", sovits=checkpoints / "sovits.pth",
+                      hubert=checkpoints / "chinese-hubert-base", bert=checkpoints / "chinese-roberta-wwm-ext-large",
+                      out=out)  # fmt: skip
+    return out
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -436,7 +435,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-dir", type=Path, help="work folder (logs, reference, voices) to keep; default: a "
                                                       "temporary one, removed at the end")  # fmt: skip
     parser.add_argument("--model-repository", type=Path, help="an exported repository (default: tiny demo models)")
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS, help="where the tiny models are built")
+    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS,
+                        help="tiny demo checkpoints (written on first use), exported into the work folder each run")  # fmt: skip
     parser.add_argument("--long", type=int, default=3, help="long requests after the soak")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle before the last RSS sample")
     parser.add_argument(
@@ -446,7 +446,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def soak(args: argparse.Namespace, workdir: Path) -> dict:
-    repo = args.model_repository or ensure_tiny_repository(args.models_dir)
+    repo = args.model_repository or tiny_repository(args.checkpoints, workdir / "repository")
     env = dict(item.split("=", 1) for item in args.env)
     reference = synthetic_reference(workdir / "reference.wav").read_bytes()
     stack = start_stack(repo, workdir, env)
