@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from gateway_fixtures import terminate
 
 from gsv_triton.server import free_port
 from gsv_triton.server.stubs import group_members, server_stubs
@@ -42,16 +43,14 @@ class Up:
     url: str
     process: subprocess.Popen
     log: Path
-    triton_http: int
     reference: bytes
     baseline: str = ""
-    seen: list[str] = field(default_factory=list)
 
     def triton_pid(self) -> int:
         """The tritonserver child of the up process (a restart gives a new one)."""
-        for stub_parent in _children(self.process.pid):
-            if Path(f"/proc/{stub_parent}/exe").resolve().name == "tritonserver":
-                return stub_parent
+        for child in _children(self.process.pid):
+            if Path(f"/proc/{child}/exe").resolve().name == "tritonserver":
+                return child
         raise AssertionError("no tritonserver under up")
 
     def clone(self, timeout: float = 30.0) -> httpx.Response:
@@ -94,17 +93,14 @@ def up(tiny_model_repository: Path, reference_audio, tmp_path_factory: pytest.Te
     ]  # fmt: skip
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    stack = Up(f"http://127.0.0.1:{port}", process, log, http, reference_audio(3))
+    stack = Up(f"http://127.0.0.1:{port}", process, log, reference_audio(3))
     try:
         _wait(lambda: stack.health() == "ok", READY_TIMEOUT_S, stack)
         stack.baseline = _audio_digest(stack.clone())
         yield stack
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(STOP_TIMEOUT_S) == 0, log.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        killed = terminate(process, STOP_TIMEOUT_S)  # SIGTERM: drain and stop both, as an operator would
+    assert not killed and process.returncode == 0, log.read_text()[-3000:]
 
 
 def _wait(condition, timeout: float, stack: Up) -> float:

@@ -40,6 +40,7 @@ MAX_FAILED_STARTS = 5
 # A server that stayed up this long starts the backoff afresh when it next dies.
 STABLE_AFTER_S = 60.0
 RELOAD_TIMEOUT_S = SERVE_READY_TIMEOUT_S
+RELOAD_RETRY_S = 5.0
 # A config parameter that only the supervisor sets: a reload's config differs from the running one by it.
 GENERATION_PARAMETER = "gsv_supervisor_generation"
 # Triton's proxy-free loopback opener, as in tritonserver.py's probes.
@@ -101,6 +102,7 @@ class Supervisor:
         self._started_at = 0.0
         self._backoff = FIRST_BACKOFF_S
         self._generation = 0
+        self._retry_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self, ready_timeout: float = SERVE_READY_TIMEOUT_S) -> float:
@@ -147,6 +149,8 @@ class Supervisor:
             self._kill_stale()
 
     def _check_stubs(self) -> None:
+        if time.monotonic() < self._retry_at:
+            return  # a reload just failed: try again a little later, not four times a second
         living = server_stubs(self._server.pid)
         for stub in living:
             known = self._known.get(stub.instance)
@@ -160,18 +164,21 @@ class Supervisor:
             self._say(f"gsv-triton: the stub of {stub.instance} (pid {stub.pid}) died; reloading {stub.model}")
         self._set(state=RECOVERING, detail=f"reloading {', '.join(models)} after a stub died", models=models,
                   stub_deaths=self.status().stub_deaths + len(dead))  # fmt: skip
-        for model in models:
-            self._reload(model, [s for s in dead if s.model == model])
-        self._set(state=OK, detail="", models=())
+        reloaded = [self._reload(model, [s for s in dead if s.model == model]) for model in models]
+        if all(reloaded):
+            self._set(state=OK, detail="", models=())
+        else:
+            self._retry_at = time.monotonic() + RELOAD_RETRY_S
 
-    def _reload(self, model: str, dead: list[Stub]) -> None:
+    def _reload(self, model: str, dead: list[Stub]) -> bool:
+        """Reload ``model`` after its ``dead`` stubs; False when Triton refused or did not answer."""
         started = time.monotonic()
         try:
             self._load_anew(model)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            # The server may be going down; the next round restarts it if so.
+            # The server may be going down (the restart path takes over then), or it refused: retried later.
             self._say(f"gsv-triton: reloading {model} failed: {exc}")
-            return
+            return False
         for stub in dead:
             remove_region(stub.region)
         # Triton leaves the old generation's living stubs behind: the newest stub of each instance serves.
@@ -185,6 +192,7 @@ class Supervisor:
         self._stale += [(kill_at, s) for s in mine if newest[s.instance].pid != s.pid]
         self._set(reloads=self.status().reloads + 1)
         self._say(f"gsv-triton: {model} reloaded in {time.monotonic() - started:.1f} s")
+        return True
 
     def _load_anew(self, model: str) -> None:
         """Reload ``model`` through the repository API with new instances (and so new stubs).
@@ -234,7 +242,7 @@ class Supervisor:
                 if server.is_running:
                     server.kill()
                 continue
-            self._server, self._known, self._stale = server, {}, []
+            self._server, self._known, self._stale, self._retry_at = server, {}, [], 0.0
             self._set(state=OK, detail="", restarts=restarts + 1)
             self._say(f"gsv-triton: tritonserver restarted, ready in {waited:.1f} s (pid {server.pid})")
             return True
