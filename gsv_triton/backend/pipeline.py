@@ -38,7 +38,14 @@ from gsv_triton.contract import BERT_DIM, CODE_UPSAMPLE, frames_for_speed
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.manifest import Manifest
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
-from gsv_triton.text import Segment, get_phones_and_bert_inputs, load_vocab, split_sentences
+from gsv_triton.text import (
+    WARMUP_LANGUAGES,
+    WARMUP_TEXTS,
+    Segment,
+    get_phones_and_bert_inputs,
+    load_vocab,
+    split_sentences,
+)
 
 from .requests import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
 
@@ -54,8 +61,6 @@ PROMPT_CACHE_SIZE = 64
 # Independent random streams derived from one request seed.
 T2S_STREAM = 0
 NOISE_STREAM = 1
-WARMUP_TEXTS = {"zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。"}  # ja/ko have no G2P here
-WARMUP_LANGUAGES = ("zh", "en")
 
 
 class Backend(Protocol):

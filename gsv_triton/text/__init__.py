@@ -29,6 +29,8 @@ from gsv_triton.text.splitting import SPLITS, cut, split_sentences
 __all__ = [
     "Segment",
     "TextFeatures",
+    "WARMUP_LANGUAGES",
+    "WARMUP_TEXTS",
     "bert_token_ids",
     "cut",
     "g2p_report",
@@ -36,6 +38,11 @@ __all__ = [
     "load_vocab",
     "split_sentences",
 ]
+
+# One short sentence per language: the first call of each loads its dictionaries and models for seconds, which
+# the backends pay at start-up instead of on a request.
+WARMUP_TEXTS = {"zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。"}  # ja/ko have no G2P here
+WARMUP_LANGUAGES = ("zh", "en")
 
 MIN_PHONES = 6  # upstream re-reads shorter texts once with a leading "."
 # Phones that are not speech: a text made only of these has nothing to read aloud.
