@@ -18,6 +18,8 @@ from gsv_triton.settings import N_FFT
 BERT_DIM = 1024  # chinese-roberta-wwm-ext-large hidden size
 SSL_DIM = 768  # chinese-hubert-base hidden size
 SPEC_BINS = N_FFT // 2 + 1  # 1025 linear-spectrogram bins
+SV_DIM = 20480  # ERes2NetV2's pooled speaker vector (v2Pro/v2ProPlus, spec 2.5)
+SV_MEL_BINS = 80  # Kaldi fbank bins of the speaker-verification input
 CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz SoVITS latent frames
 
 
@@ -224,8 +226,17 @@ VQ_ENCODE = ModelContract(
 )
 REF_ENCODER = ModelContract(
     "ref_encoder",
-    (_t("spec", "FP32", (-1, SPEC_BINS, -1), "linear spectrogram of the 32 kHz reference"),),
+    (
+        _t("spec", "FP32", (-1, SPEC_BINS, -1), "linear spectrogram of the 32 kHz reference"),
+        _t("sv", "FP32", (-1, SV_DIM), "speaker vector from speaker_encoder (v2Pro/v2ProPlus only, required there)",
+           optional=True),
+    ),
     (_t("ge", "FP32", (-1, -1, 1), "timbre vector"),),
+)
+SPEAKER_ENCODER = ModelContract(
+    "speaker_encoder",
+    (_t("fbank", "FP32", (-1, -1, SV_MEL_BINS), "Kaldi fbank of the 16 kHz reference [1, frames, 80]"),),
+    (_t("sv", "FP32", (-1, SV_DIM), "ERes2NetV2 speaker vector (mean over time)"),),
 )
 SOVITS_DECODE = ModelContract(
     "sovits_decode",
@@ -242,5 +253,5 @@ SOVITS_DECODE = ModelContract(
 CONTRACTS: dict[str, ModelContract] = {
     c.name: c
     for c in (VOICE_CLONE, VOICE_CLONE_STREAM, VOICE_ENCODE, VOICE_CONVERT, T2S, SSL, BERT, VQ_ENCODE, REF_ENCODER,
-              SOVITS_DECODE)  # fmt: skip
+              SPEAKER_ENCODER, SOVITS_DECODE)  # fmt: skip
 }

@@ -12,6 +12,8 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 MANIFEST_FILE = "gsv_manifest.json"
 MANIFEST_FORMAT = 1
+# SoVITS versions whose timbre vector needs the reference's speaker vector (speaker_encoder, spec 2.2.5).
+PRO_VERSIONS = ("v2Pro", "v2ProPlus")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # network name -> path relative to the repository
     flags: dict[str, Any] = field(default_factory=dict)
     format: int = MANIFEST_FORMAT
+
+    @property
+    def needs_speaker_vector(self) -> bool:
+        return self.sovits_version in PRO_VERSIONS
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

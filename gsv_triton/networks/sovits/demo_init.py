@@ -30,7 +30,9 @@ _GAIN_RULES: tuple[tuple[str, float], ...] = (
     ("convs2", 0.5),  # keeps the three residual updates of each ResBlock from compounding
     ("ref_enc.spectral.0", 0.1),  # linear spectrogram magnitudes of speech are ~1-100, not ~1
     ("ref_enc.fc", 4.0),  # ge of unit-ish spread, like the calibration probe
+    ("sv_emb", 4.0),  # Pro: the speaker vector moves ge as much as the spectrogram does
 )
+_PRELU_SLOPE = 0.25  # torch's (and upstream's) PReLU init
 _LOGS_BIAS = math.log(0.5)  # prior std e^logs ~ 0.5 before noise_scale
 _LOGS_GAIN = 0.1
 _PRE_TANH_STD = 0.35  # spread of conv_post's output on the calibration probe
@@ -87,6 +89,8 @@ def demo_init_(model: SynthesizerTrn, generator: torch.Generator) -> None:
     book.cluster_size.fill_(1.0)
     book.inited.fill_(1.0)
 
+    if model.is_pro:
+        model.prelu.weight.fill_(_PRELU_SLOPE)
     _calibrate_output_(model, generator)
 
 

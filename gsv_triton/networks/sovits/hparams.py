@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gsv_triton.manifest import PRO_VERSIONS
 from gsv_triton.settings import HOP_LENGTH
 
 from .mrte import MRTE_HIDDEN
 
-SUPPORTED_VERSIONS = ("v1", "v2")
+SUPPORTED_VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
 SIZES = ("tiny", "full")
 
 # Upstream's configs/s2.json "model" section (v1 and v2 share it).
@@ -50,6 +51,23 @@ _TINY_OVERRIDES: dict[str, Any] = {
     "filter_channels": 64,
     "n_layers": 2,
     "upsample_initial_channel": 64,
+}
+
+# configs/s2v2Pro.json and s2v2ProPlus.json: a 1024-wide timbre vector (ref_enc + sv_emb -> PReLU), no dropout;
+# ProPlus widens the decoder by 1.5 and its first upsampling kernel to 20.
+_PRO_OVERRIDES: dict[str, dict[str, Any]] = {
+    "v2Pro": {"gin_channels": 1024, "p_dropout": 0.0},
+    "v2ProPlus": {
+        "gin_channels": 1024,
+        "p_dropout": 0.0,
+        "upsample_initial_channel": 768,
+        "upsample_kernel_sizes": [20, 16, 8, 2, 2],
+    },
+}
+# Tiny Pro: the timbre width is free (ge_to512 feeds MRTE), so it stays narrow; ProPlus keeps its 1.5x decoder.
+_TINY_PRO_OVERRIDES: dict[str, dict[str, Any]] = {
+    "v2Pro": {"gin_channels": 64},
+    "v2ProPlus": {"gin_channels": 64, "upsample_initial_channel": 96},
 }
 
 _TRAIN: dict[str, Any] = {
@@ -90,19 +108,28 @@ _DATA: dict[str, Any] = {
 _PRETRAINED_G = {
     "v1": "GPT_SoVITS/pretrained_models/s2G488k.pth",
     "v2": "GPT_SoVITS/pretrained_models/gsv-v2final-pretrained/s2G2333k.pth",
+    "v2Pro": "GPT_SoVITS/pretrained_models/v2Pro/s2Gv2Pro.pth",
+    "v2ProPlus": "GPT_SoVITS/pretrained_models/v2Pro/s2Gv2ProPlus.pth",
 }
 _PRETRAINED_D = {
     "v1": "GPT_SoVITS/pretrained_models/s2D488k.pth",
     "v2": "GPT_SoVITS/pretrained_models/gsv-v2final-pretrained/s2D2333k.pth",
+    "v2Pro": "GPT_SoVITS/pretrained_models/v2Pro/s2Dv2Pro.pth",
+    "v2ProPlus": "GPT_SoVITS/pretrained_models/v2Pro/s2Dv2ProPlus.pth",
 }
-_WEIGHT_DIR = {"v1": "SoVITS_weights", "v2": "SoVITS_weights_v2"}
+_WEIGHT_DIR = {
+    "v1": "SoVITS_weights",
+    "v2": "SoVITS_weights_v2",
+    "v2Pro": "SoVITS_weights_v2Pro",
+    "v2ProPlus": "SoVITS_weights_v2ProPlus",
+}
 
 
 def _check_version(version: str) -> None:
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(
             f"SoVITS version {version!r} is not supported here; expected one of {SUPPORTED_VERSIONS} "
-            "(v2Pro/v2ProPlus/v3/v4 need other networks)"
+            "(v3/v4 need other networks)"
         )
 
 
@@ -112,8 +139,10 @@ def default_hparams(size: str = "full", version: str = "v2", name: str = "demo")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
     model = copy.deepcopy(_FULL_MODEL)
+    model.update(copy.deepcopy(_PRO_OVERRIDES.get(version, {})))
     if size == "tiny":
         model.update(copy.deepcopy(_TINY_OVERRIDES))
+        model.update(copy.deepcopy(_TINY_PRO_OVERRIDES.get(version, {})))
     model["version"] = version
     s2_dir = f"logs/{name}"
     train = copy.deepcopy(_TRAIN)
@@ -214,6 +243,15 @@ class SoVITSHparams:
                 raise ValueError(f"upsample kernel {k} and rate {u} give a fractional padding")
         if math.prod(self.upsample_rates) != HOP_LENGTH:
             raise ValueError(f"upsample_rates must multiply to the hop {HOP_LENGTH}, got {self.upsample_rates}")
-        if self.gin_channels != MRTE_HIDDEN:
+        if self.gin_channels != MRTE_HIDDEN and not self.is_pro:
             # v1/v2 add the timbre vector straight onto MRTE's hidden state (v2Pro has ge_to512 instead).
             raise ValueError(f"gin_channels must be {MRTE_HIDDEN} for v1/v2, got {self.gin_channels}")
+
+    @property
+    def is_pro(self) -> bool:
+        return self.version in PRO_VERSIONS
+
+    @property
+    def symbol_version(self) -> str:
+        """v1 keeps its 322-symbol table; every later version uses v2's 732 symbols."""
+        return "v1" if self.version == "v1" else "v2"

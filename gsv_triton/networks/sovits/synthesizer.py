@@ -1,9 +1,14 @@
-"""SoVITS v1/v2 ``SynthesizerTrn``: inference paths only, with upstream's state-dict names (spec 2.2).
+"""SoVITS v1/v2/v2Pro/v2ProPlus ``SynthesizerTrn``: inference paths only, with upstream's state-dict names (spec 2.2).
 
 Three entry points, one per exported graph:
 * :meth:`SynthesizerTrn.extract_codes`: HuBERT features -> 25 Hz semantic codes (the prompt);
-* :meth:`SynthesizerTrn.reference_embedding`: linear spectrogram -> timbre vector ``ge``;
+* :meth:`SynthesizerTrn.reference_embedding`: linear spectrogram (+ the speaker vector for Pro) -> timbre
+  vector ``ge``;
 * :meth:`SynthesizerTrn.decode`: codes + target phones + ge + Gaussian noise -> 32 kHz audio.
+
+Pro versions (spec 2.2.5): ``ge = PReLU(ref_enc(spec) + sv_emb(sv))`` is 1024 wide and conditions the flow and
+the decoder; MRTE takes ``ge_to512(ge)``. ``ge`` is the same post-PReLU vector everywhere it is passed around, so
+stored voices and averaged references work alike for every version.
 """
 
 from __future__ import annotations
@@ -14,18 +19,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsv_triton.contract import CODE_UPSAMPLE, SPEC_BINS
+from gsv_triton.contract import CODE_UPSAMPLE, SPEC_BINS, SV_DIM
 from gsv_triton.symbols import symbols
 
 from .flow import PosteriorEncoder, ResidualCouplingBlock
 from .generator import Generator
 from .hparams import SoVITSHparams
+from .mrte import MRTE_HIDDEN
 from .quantizer import SSL_DIM, ResidualVectorQuantizer
 from .reference_encoder import MelStyleEncoder
 from .text_encoder import TextEncoder
 
 SPEC_CHANNELS = SPEC_BINS  # 1025 linear-spectrogram bins
 REF_BINS_V2 = 704  # v2 feeds only the first 704 bins to ref_enc; v1 feeds all 1025
+
+
 def _sequence_mask(lengths: torch.Tensor | None, like: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
     """[B, 1, size] mask in ``dtype`` (the model's float type, so fp16 graphs stay fp16); all ones,
     built from ``like``'s shape so the length stays dynamic in ONNX, when no lengths are given."""
@@ -53,7 +61,7 @@ class SynthesizerTrn(nn.Module):
             hp.n_heads,
             hp.n_layers,
             hp.kernel_size,
-            n_symbols=len(symbols(hp.version)),
+            n_symbols=len(symbols(hp.symbol_version)),
         )
         self.dec = Generator(
             hp.inter_channels,
@@ -70,6 +78,11 @@ class SynthesizerTrn(nn.Module):
         self.ref_enc = MelStyleEncoder(self.ref_bins, hp.gin_channels)
         self.ssl_proj = nn.Conv1d(SSL_DIM, SSL_DIM, CODE_UPSAMPLE, stride=CODE_UPSAMPLE)  # 50 Hz -> 25 Hz
         self.quantizer = ResidualVectorQuantizer()
+        self.is_pro = hp.is_pro
+        if self.is_pro:
+            self.sv_emb = nn.Linear(SV_DIM, hp.gin_channels)
+            self.ge_to512 = nn.Linear(hp.gin_channels, MRTE_HIDDEN)
+            self.prelu = nn.PReLU(num_parameters=hp.gin_channels)
         self.eval()
 
     @classmethod
@@ -87,9 +100,23 @@ class SynthesizerTrn(nn.Module):
 
     # -- 2. timbre -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def reference_embedding(self, spec: torch.Tensor, spec_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Linear spectrogram [B, 1025, Tref] -> ge [B, gin, 1] (v2 uses bins [:704])."""
-        return self.ref_enc(spec[:, : self.ref_bins], spec_lengths)
+    def reference_embedding(
+        self, spec: torch.Tensor, sv: torch.Tensor | None = None, spec_lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Linear spectrogram [B, 1025, Tref] (+ Pro: speaker vector sv [B, 20480]) -> ge [B, gin, 1]
+        (v2+ use bins [:704])."""
+        ge = self.ref_enc(spec[:, : self.ref_bins], spec_lengths)
+        if not self.is_pro:
+            return ge
+        if sv is None:
+            raise ValueError(f"SoVITS {self.version} needs the reference's speaker vector (sv)")
+        return self.prelu(ge + self.sv_emb(sv).unsqueeze(-1))
+
+    def mrte_timbre(self, ge: torch.Tensor) -> torch.Tensor:
+        """The timbre vector MRTE adds to its 512-wide state: ge itself, or ``ge_to512(ge)`` for Pro."""
+        if not self.is_pro:
+            return ge
+        return self.ge_to512(ge.transpose(1, 2)).transpose(1, 2)
 
     # -- 3. audio ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -117,7 +144,7 @@ class SynthesizerTrn(nn.Module):
         y_mask = _sequence_mask(y_lengths, latent, latent.shape[2], latent.dtype)
         text_mask = _sequence_mask(phone_lengths, phone_ids.unsqueeze(1), phone_ids.shape[1], latent.dtype)
         n_frames = noise.shape[2]
-        m_p, logs_p, mask = self.enc_p(latent, y_mask, phone_ids, text_mask, ge, n_frames)
+        m_p, logs_p, mask = self.enc_p(latent, y_mask, phone_ids, text_mask, self.mrte_timbre(ge), n_frames)
         if isinstance(noise_scale, torch.Tensor):
             noise_scale = noise_scale.to(noise.dtype).reshape(-1, 1, 1)
         z_p = m_p + noise * torch.exp(logs_p) * noise_scale
