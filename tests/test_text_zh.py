@@ -25,13 +25,18 @@ NORMALIZE = [
     ("2024年3月5日", "二零二四年三月五日"),
     ("2024-03-05", "二零二四年三月五日"),
     ("8:05", "八点零五分"),
-    ("8:00~9:30", "八点至九点半"),
+    # upstream's range rule tests the first clock's minute for 半 (chronology.replace_time)
+    ("8:00~9:30", "八点至九点三十分"),
+    ("9:30-10:15", "九点半至十点半"),
     ("12:30:15", "十二点半十五秒"),
     # temperature, units, ranges
     ("-5℃", "零下五度"),
-    ("25摄氏度", "二十五摄氏度"),
+    # upstream compares the decimal group with 摄氏度, so the unit always reads 度 (quantifier.replace_temperature)
+    ("25摄氏度", "二十五度"),
     ("10cm", "十厘米"),
-    ("5mm", "五毫米"),
+    # measure_dict is applied anywhere, in its order: "m" before "mm" (quantifier.replace_measure)
+    ("5mm", "五米米"),
+    ("ms级", "米秒级"),
     ("1~5", "一到五"),
     ("10%~20%", "百分之十至百分之二十"),
     # arithmetic and powers

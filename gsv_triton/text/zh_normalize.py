@@ -37,15 +37,13 @@ _TIME = re.compile(_CLOCK)
 _UNIT_ALT = "%|°C|℃|度|摄氏度|cm2|cm²|cm3|cm³|cm|db|ds|kg|km|m2|m²|m³|m3|ml|m|mm|s"
 _TO_RANGE = re.compile(rf"(-?{_NUM}|\.\d+)({_UNIT_ALT})~(-?{_NUM}|\.\d+)({_UNIT_ALT})")
 _TEMPERATURE = re.compile(rf"(-?)({_NUM})(°C|℃|度|摄氏度)")
-# Units read after a number; longest spelling first so "cm2" wins over "cm" and "m".
+# quantifier.py measure_dict, in its order: upstream replaces each key anywhere in the sentence (Latin words
+# included, which are deleted later anyway), so "m" runs before "mm" ("5mm" -> 五米米) and "ms" -> 米秒.
 MEASURE_UNITS: dict[str, str] = {
     "cm2": "平方厘米", "cm²": "平方厘米", "cm3": "立方厘米", "cm³": "立方厘米", "cm": "厘米",
     "db": "分贝", "ds": "毫秒", "kg": "千克", "km": "千米", "m2": "平方米", "m²": "平方米",
-    "m³": "立方米", "m3": "立方米", "ml": "毫升", "mm": "毫米", "m": "米", "s": "秒",
+    "m³": "立方米", "m3": "立方米", "ml": "毫升", "m": "米", "mm": "毫米", "s": "秒",
 }
-_MEASURE = re.compile(
-    r"(?<=\d)(" + "|".join(sorted(map(re.escape, MEASURE_UNITS), key=len, reverse=True)) + r")(?![A-Za-z])"
-)
 _OPERAND = rf"-?\d+(?:\.\d+)?[{_SUPERSCRIPTS}]*|\.\d+[{_SUPERSCRIPTS}]*|[A-Za-z][{_SUPERSCRIPTS}]*"
 _ARITHMETIC = re.compile(rf"({_OPERAND})([+\-×÷=])({_OPERAND})")
 _OPERATOR_READINGS = {"+": "加", "-": "减", "×": "乘", "÷": "除", "=": "等于"}
@@ -103,12 +101,15 @@ def _sign(minus: str, word: str = "负") -> str:
     return word if minus else ""
 
 
-def _clock(m: re.Match[str], offset: int = 0) -> str:
+def _clock(m: re.Match[str], offset: int = 0, half_from: str | None = None) -> str:
+    """``half_from``: the minute that decides 半; upstream's range rule tests the FIRST clock's minute for the
+    second clock too (9:00-10:30 -> 九点至十点三十分, 9:30-10:15 -> 九点半至十点半)."""
     hour, minute, second = m.group(1 + offset), m.group(2 + offset), m.group(3 + offset)
     out = read_number(hour) + "点"
     if minute.lstrip("0"):
+        half = int(half_from or minute) == 30
         # a leading zero is spoken: 8:05 -> 八点零五分
-        out += "半" if int(minute) == 30 else ("零" if minute[0] == "0" else "") + read_number(minute.lstrip("0")) + "分"
+        out += "半" if half else ("零" if minute[0] == "0" else "") + read_number(minute.lstrip("0")) + "分"
     if second and second.lstrip("0"):
         out += ("零" if second[0] == "0" else "") + read_number(second.lstrip("0")) + "秒"
     return out
@@ -150,14 +151,14 @@ def normalize_sentence(sentence: str) -> str:
     s = to_simplified(sentence).translate(_FULLWIDTH)
     s = _DATE.sub(_date, s)
     s = _DATE_NUMERIC.sub(_date_numeric, s)
-    s = _TIME_RANGE.sub(lambda m: _clock(m) + "至" + _clock(m, 3), s)
+    s = _TIME_RANGE.sub(lambda m: _clock(m) + "至" + _clock(m, 3, half_from=m.group(2)), s)
     s = _TIME.sub(_clock, s)
     s = _TO_RANGE.sub(lambda m: m.group(0).replace("~", "至"), s)
-    s = _TEMPERATURE.sub(
-        lambda m: _sign(m.group(1), "零下") + read_number(m.group(2)) + ("摄氏度" if m.group(3) == "摄氏度" else "度"),
-        s,
-    )
-    s = _MEASURE.sub(lambda m: MEASURE_UNITS[m.group(1)], s)
+    # upstream compares its decimal group with 摄氏度, so the unit is always read 度
+    s = _TEMPERATURE.sub(lambda m: _sign(m.group(1), "零下") + read_number(m.group(2)) + "度", s)
+    for unit, reading in MEASURE_UNITS.items():
+        if unit in s:
+            s = s.replace(unit, reading)
     while _ARITHMETIC.search(s):
         s = _ARITHMETIC.sub(lambda m: m.group(1) + _OPERATOR_READINGS[m.group(2)] + m.group(3), s)
     s = _POWER.sub(lambda m: "的" + "".join(_SUPERSCRIPT_PLAIN[c] for c in m.group(0)) + "次方", s)
