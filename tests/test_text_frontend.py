@@ -36,12 +36,17 @@ def test_marks_and_spaces_stay_with_the_piece_before() -> None:
     assert _pieces("Hello, 世界! OK", "auto") == [("en", "Hello, "), ("zh", "世界! "), ("en", "OK")]
 
 
-def test_digits_join_the_piece_they_touch() -> None:
-    # touching the Chinese piece only -> zh; between two English words -> en
-    assert _pieces("iPhone 15的价格", "zh") == [("en", "iPhone "), ("zh", "15的价格")]
+def test_digits_join_a_neighbour_by_upstreams_rules() -> None:
+    # LangSegmenter: the same language on both sides wins; else the longer neighbour (ties: the one before)
+    assert _pieces("iPhone 15的价格", "zh") == [("en", "iPhone 15"), ("zh", "的价格")]
     assert _pieces("I have 3 apples", "zh") == [("en", "I have 3 apples")]
-    # a unit after the number stays with it in Chinese (5kg -> 五千克)
-    assert _pieces("重5kg", "zh") == [("zh", "重5kg")]
+    assert _pieces("我有3个apple", "auto") == [("zh", "我有3个"), ("en", "apple")]
+    # a neighbour that ends a sentence hands the number to the piece after it
+    assert _pieces("Hi.3个人", "auto") == [("en", "Hi."), ("zh", "3个人")]
+    assert _pieces("Hi. 3个人", "auto") == [("en", "Hi. 3"), ("zh", "个人")]  # the space hides the mark
+    # a number at the start or the end joins the only neighbour it has; "kg" is English (upstream: full_en)
+    assert _pieces("重5kg", "zh") == [("zh", "重"), ("en", "5kg")]
+    assert _pieces("12345", "auto") == [("zh", "12345")]
 
 
 def test_all_modes_read_digits_in_the_default_language() -> None:
@@ -140,8 +145,6 @@ def test_load_vocab_rejects_non_vocab(tmp_path: Path) -> None:
         ("😀🎉", "auto", "v2", "text", 400),
         ("你好", "fr", "v2", "language", 400),
         ("你好", "all_ko", "v1", "language", 400),  # not a v1 language
-        ("こんにちは", "ja", "v2", "language", 422),  # needs pyopenjtalk
-        ("안녕하세요", "auto", "v2", "language", 422),  # needs g2pk2
         ("안녕하세요", "auto", "v1", "language", 400),  # Korean is not in the v1 table at all
         ("你好", "zh", "v3", "version", 400),
     ],
@@ -158,9 +161,11 @@ def test_too_long_text() -> None:
     assert err.value.status == 413
 
 
-def test_needs_message_names_the_package() -> None:
-    with pytest.raises(InputError, match="pyopenjtalk"):
-        get_phones_and_bert_inputs("こんにちは", "all_ja")
+def test_japanese_and_korean_are_read() -> None:
+    # formerly refused with 422; README's table lists them as supported
+    assert get_phones_and_bert_inputs("こんにちは", "all_ja").languages == ["ja"]
+    assert get_phones_and_bert_inputs("안녕하세요", "auto").languages == ["ko"]
+    assert get_phones_and_bert_inputs("こんにちは", "ja", "v1").phones[:3] == ["k", "o", "UNK"]  # no [ in v1
 
 
 # --- report and CLI ------------------------------------------------------------------------
@@ -195,6 +200,13 @@ socket.socket.connect_ex = _refuse
 socket.create_connection = _refuse
 socket.getaddrinfo = _refuse
 
+import subprocess
+
+def _no_subprocess(*args, **kwargs):  # g2pk2 would run `pip install python-mecab-ko`
+    raise OSError(f"subprocess attempted: {args}")
+
+subprocess.Popen.__init__ = _no_subprocess
+
 from gsv_triton.text import get_phones_and_bert_inputs, split_sentences
 
 texts = [
@@ -202,6 +214,9 @@ texts = [
     ("Mr. Smith's blorptastic huggingface costs $5.50 in 1999.", "en"),
     ("佢个锄头太短啦", "yue"),
     ("Hello 你好 world", "auto"),
+    ("主殿、今日は2024年12月6日です。ちょっと待ってね！", "ja"),
+    ("저는 KBS 뉴스를 2024년에 봤어요.", "ko"),
+    ("今日はいい天気。안녕하세요! Hello 你好", "auto"),
 ]
 for text, language in texts:
     for piece in split_sentences(text, language=language):
@@ -219,5 +234,5 @@ def test_runs_offline_with_an_empty_home(tmp_path: Path) -> None:
         [sys.executable, "-c", _OFFLINE_SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().endswith("OK")
+    assert result.stdout.strip() == "OK"  # nothing else on stdout (g2pk2 and MeCab print there)
     assert list(tmp_path.iterdir()) == []  # nothing written to HOME either

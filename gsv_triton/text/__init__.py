@@ -14,7 +14,7 @@ upstream GPT-SoVITS.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from gsv_triton.errors import InputError
@@ -23,7 +23,7 @@ from gsv_triton.symbols import phones_to_ids
 from gsv_triton.text.bert_align import bert_token_ids, load_vocab
 from gsv_triton.text.bert_window import BERT_WINDOW_CHARS, shorter_limit, window_parts
 from gsv_triton.text.cleaner import clean_text
-from gsv_triton.text.languages import normalize_code, split_by_language
+from gsv_triton.text.languages import SEGMENT_LANGUAGES, normalize_code, split_by_language
 from gsv_triton.text.splitting import SPLITS, cut, split_sentences
 
 __all__ = [
@@ -37,12 +37,17 @@ __all__ = [
     "get_phones_and_bert_inputs",
     "load_vocab",
     "split_sentences",
+    "warm_up",
 ]
 
-# One short sentence per language: the first call of each loads its dictionaries and models for seconds, which
-# the backends pay at start-up instead of on a request.
-WARMUP_TEXTS = {"zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。"}  # ja/ko have no G2P here
-WARMUP_LANGUAGES = ("zh", "en")
+# One short sentence per language: the first call of each loads its dictionaries and models for seconds (Open
+# JTalk 0.5 s, g2pk2 + MeCab 1 s), which the backends pay at start-up instead of on a request.
+WARMUP_TEXTS = {
+    "zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。", "ja": "こんにちは、世界。", "ko": "안녕하세요, 세계.",
+}
+# Languages every symbol version reads. ``warm_up`` also takes ko and yue and skips them for v1 models; the
+# backends' own loop (backend/pipeline.py) does not skip yet, so ko is not in this default until it calls warm_up.
+WARMUP_LANGUAGES = ("zh", "en", "ja")
 
 MIN_PHONES = 6  # upstream re-reads shorter texts once with a leading "."
 # Phones that are not speech: a text made only of these has nothing to read aloud.
@@ -53,7 +58,7 @@ _SILENT_PHONES = frozenset(["!", "?", "…", ",", ".", "-", "SP", "SP2", "SP3", 
 class Segment:
     """One single-language piece of the text."""
 
-    language: str  # zh, en or yue (the cleaner used)
+    language: str  # zh, en, ja, ko or yue (the cleaner used)
     text: str  # the raw piece
     norm_text: str
     phones: tuple[str, ...]
@@ -155,8 +160,7 @@ def get_phones_and_bert_inputs(
     With ``vocab``, a Chinese segment longer than BERT's window is cut into segments that fit it
     (``bert_window``). Raises InputError for empty text, text longer than ``limits.max_text_chars``
     (``counted_chars``: not counting the marks a splitter adds), a text with nothing to read aloud (only
-    punctuation, symbols or emoji), an unknown language code, a language the symbol version lacks,
-    and Japanese/Korean (their G2P is not installed).
+    punctuation, symbols or emoji), an unknown language code, and a language the symbol version lacks.
     """
     limits = limits or Limits()
     code = normalize_code(language, version)
@@ -171,6 +175,23 @@ def get_phones_and_bert_inputs(
     if all(p in _SILENT_PHONES for s in segments for p in s.phones):
         raise InputError("text", "text has nothing to read aloud (only punctuation, symbols or emoji)")
     return TextFeatures(text=text, language=code, version=version, segments=tuple(segments))
+
+
+def warm_up(
+    languages: Sequence[str],
+    version: str = "v2",
+    vocab: Mapping[str, int] | None = None,
+    limits: Limits | None = None,
+) -> list[str]:
+    """Run the frontend once per language of ``languages`` that ``version`` reads (others are skipped, so one
+    list serves v1 and v2 models); returns the languages warmed."""
+    done = []
+    for language in languages:
+        text = WARMUP_TEXTS.get(language)
+        if text and language in SEGMENT_LANGUAGES[version]:
+            get_phones_and_bert_inputs(text, language, version, vocab, limits)
+            done.append(language)
+    return done
 
 
 def g2p_report(text: str, language: str, version: str = "v2") -> dict:

@@ -1,7 +1,7 @@
 """One single-language piece -> (phones, word2ph, norm_text), upstream's ``clean_text``.
 
-Japanese and Korean are refused with a "needs" message (see README): their upstream G2P needs
-pyopenjtalk with a 100 MB+ dictionary, or g2pk2 with python-mecab-ko and NLTK data.
+zh, en and yue here; Japanese in ``ja_g2p`` (Open JTalk), Korean in ``ko_g2p`` (g2pk2). Like upstream, ja and
+ko pieces have no word2ph (BERT reads zh only).
 """
 
 from __future__ import annotations
@@ -15,22 +15,12 @@ from gsv_triton.text.languages import SEGMENT_LANGUAGES
 # zh only: these characters become a pause of their own kind (every "," phone of the piece).
 SPECIAL_PAUSES = (("￥", "SP2"), ("^", "SP3"))
 MIN_EN_PHONES = 4  # upstream prepends "," to shorter English pieces
-NEEDS = {
-    "ja": "Japanese needs pyopenjtalk with an Open JTalk dictionary (pyopenjtalk-plus, ~350 MB), "
-    "which this server does not install",
-    "ko": "Korean needs g2pk2 with python-mecab-ko and its dictionary (~110 MB), "
-    "which this server does not install",
-}
-# Status for a language this deployment cannot pronounce (the request itself is well formed).
-NEEDS_STATUS = 422
 
 
 def clean_text(text: str, language: str, version: str = "v2") -> tuple[list[str], list[int] | None, str]:
     """Normalise and phonemise one piece; phones missing from the symbol table become UNK."""
     if language not in SEGMENT_LANGUAGES[version]:
         raise InputError("language", f"{language!r} text is not supported by {version} models")
-    if language in NEEDS:
-        raise InputError("language", f"language {language!r}: {NEEDS[language]}", status=NEEDS_STATUS)
     table = symbol_to_id(version)
     if language == "zh":
         for char, pause in SPECIAL_PAUSES:
@@ -38,6 +28,16 @@ def clean_text(text: str, language: str, version: str = "v2") -> tuple[list[str]
                 phones, word2ph, norm_text = _zh(text.replace(char, ","), version)
                 return [pause if p == "," else p for p in phones], word2ph, norm_text
         phones, word2ph, norm_text = _zh(text, version)
+    elif language == "ja":
+        from gsv_triton.text.ja_g2p import g2p_ja, normalize_ja
+
+        norm_text = normalize_ja(text)
+        phones, word2ph = g2p_ja(norm_text), None
+    elif language == "ko":
+        from gsv_triton.text.ko_g2p import g2p_ko
+
+        norm_text = text  # upstream's Korean module has no normalisation step
+        phones, word2ph = g2p_ko(norm_text), None
     elif language == "yue":
         from gsv_triton.text.yue_g2p import g2p_yue, normalize_yue
 
