@@ -236,3 +236,39 @@ def test_runs_offline_with_an_empty_home(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "OK"  # nothing else on stdout (g2pk2 and MeCab print there)
     assert list(tmp_path.iterdir()) == []  # nothing written to HOME either
+
+
+# --- mixed text against upstream's LangSegmenter (tests/data/text_ja_ko/golden.json) -------------------------
+
+SEGMENT_GOLDEN = json.loads(
+    (Path(__file__).parent / "data" / "text_ja_ko" / "golden.json").read_text("utf-8")
+)["segments"]
+# Cases where upstream's answer comes from its models, not the script (text/README.md, "Language detection"):
+# budoux's phrase cut keeps a Chinese phrase before kana zh; fastText's lite model calls 年 and 世界 Japanese.
+MODEL_DECIDED = {
+    "我喜欢まいご。": [["ja", "我喜欢まいご。"]],
+    "MyGO?,你也喜欢まいご吗？": [["en", "MyGO?,"], ["ja", "你也喜欢まいご吗？"]],
+    "今天是2024年。Today is good.": [["zh", "今天是2024年。"], ["en", "Today is good."]],
+    "Hello, 世界! OK": [["en", "Hello, "], ["zh", "世界! "], ["en", "OK"]],
+}
+
+
+@pytest.mark.parametrize("case", SEGMENT_GOLDEN, ids=[c["text"] + c.get("default", "") for c in SEGMENT_GOLDEN])
+def test_segments_as_upstreams_langsegmenter(case: dict) -> None:
+    from gsv_triton.text.languages import upstream_segments
+
+    expected = MODEL_DECIDED.get(case["text"], case["pieces"]) if not case.get("default") else case["pieces"]
+    assert upstream_segments(case["text"], case.get("default", "")) == expected, case["rule"]
+
+
+def test_most_segment_cases_need_no_model() -> None:
+    assert len(SEGMENT_GOLDEN) - len(MODEL_DECIDED) >= 16
+
+
+def test_kana_and_hangul_pieces_in_auto() -> None:
+    assert _pieces("2024年12月6日に会いましょう。", "auto") == [("ja", "2024年12月6日に会いましょう。")]
+    assert _pieces("저는 KBS 뉴스를 봐요", "auto") == [("ko", "저는 "), ("en", "KBS "), ("ko", "뉴스를 봐요")]
+    assert _pieces("今日はいい天気。안녕! Hi", "auto_yue") == [("ja", "今日はいい天気。"), ("ko", "안녕! "), ("en", "Hi")]
+    # 日英混合 / 韩英混合: every non-English piece is read in the requested language, as upstream
+    assert _pieces("今日は Hello 你好", "ja") == [("ja", "今日は "), ("en", "Hello "), ("ja", "你好")]
+    assert _pieces("안녕 Hello", "韩英混合") == [("ko", "안녕 "), ("en", "Hello")]
