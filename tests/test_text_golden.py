@@ -9,9 +9,16 @@ ni3 -> "n i3", shi4 -> "sh ir4", zi3 -> "z i03", yu -> "y v", er -> "EE er", wo 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from gsv_triton.text import get_phones_and_bert_inputs
+from gsv_triton.text.cleaner import clean_text
+
+# Produced by upstream GPT-SoVITS's own frontend (tests/data/text_zh_en/README.md says how), not by this project.
+UPSTREAM_GOLDEN = json.loads((Path(__file__).parent / "data" / "text_zh_en" / "golden.json").read_text("utf-8"))
 
 # (text, language, expected phones, expected word2ph of the zh/yue pieces concatenated, or None)
 GOLDEN = [
@@ -170,3 +177,26 @@ def test_v1_has_no_erhua_and_no_polyphone_table() -> None:
     # v1 (chinese.py) keeps pypinyin's er5 for 儿 and pypinyin's xian1 for 朝鲜
     assert " ".join(get_phones_and_bert_inputs("小院儿", "zh", "v1").phones) == "x iao3 y van4 EE er5"
     assert " ".join(get_phones_and_bert_inputs("朝鲜", "zh", "v1").phones) == ". ch ao2 x ian1"
+
+
+def _ours(case: dict) -> tuple[str, list[int] | None, str]:
+    """Our phones, word2ph and norm_text at the case's level (a whole request, or one segmenter piece)."""
+    if case["level"] == "piece":
+        phones, word2ph, norm_text = clean_text(case["text"], case["language"], "v2")
+        return " ".join(phones), word2ph, norm_text
+    features = get_phones_and_bert_inputs(case["text"], case["language"], "v2")
+    word2ph = [n for s in features.segments if s.word2ph is not None for n in s.word2ph]
+    return " ".join(features.phones), word2ph or None, features.norm_text
+
+
+@pytest.mark.parametrize("case", UPSTREAM_GOLDEN, ids=[f"{c['level']}-{c['text']}" for c in UPSTREAM_GOLDEN])
+def test_upstream_golden(case: dict) -> None:
+    """Phones, word2ph and normalised text equal upstream's for each rule (the case's "rule" names it)."""
+    assert _ours(case) == (case["phones"], case["word2ph"], case["norm_text"]), case["rule"]
+
+
+def test_upstream_golden_covers_every_kind() -> None:
+    assert len(UPSTREAM_GOLDEN) >= 60
+    rules = " ".join(c["rule"] for c in UPSTREAM_GOLDEN)
+    for kind in ("temperature", "percentage", "time range", "Latin letters", "apostrophe", "quotes", "under 4 phones"):
+        assert kind in rules, kind
