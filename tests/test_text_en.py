@@ -107,3 +107,14 @@ OOV_REFERENCE = {
 @pytest.mark.parametrize(("word", "phones"), sorted(OOV_REFERENCE.items()))
 def test_oov_model_matches_g2p_en(word: str, phones: list[str]) -> None:
     assert en_oov.predict(word) == phones
+
+
+def test_tokenize_equals_tweet_tokenizer_on_normalised_text() -> None:
+    """Upstream tokenises with NLTK's TweetTokenizer; on what normalisation leaves (letters ' . , ? ! - and
+    spaces) our regular expression must cut identically, including its URL, ellipsis and repeat rules."""
+    tokenizer = pytest.importorskip("nltk.tokenize").TweetTokenizer()
+    rng = random.Random(0)
+    pieces = [*"abXY'.,?!- ", "ten", "o", "s", "a.m.", "''''", ". ."]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 20)))
+        assert tokenize(text) == tokenizer.tokenize(text), text
