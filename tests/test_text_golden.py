@@ -82,8 +82,8 @@ GOLDEN = [
     ("50%", "zh", "b ai3 f en1 zh ir1 w u3 sh ir2", [2] * 5),
     # negative temperature -> 零下五度
     ("-5℃", "zh", "l ing2 x ia4 w u3 d u4", [2] * 4),
-    # unit after a number -> 五千克
-    ("5kg", "zh", "w u3 q ian1 k e4", [2, 2, 2]),
+    # "5kg" alone is all ASCII, so upstream's LangSegmenter makes it English (full_en): five + K G spelled
+    ("5kg", "zh", "F AY1 V K EY1 JH IY1", None),
     # fraction -> 二分之一
     ("1/2", "zh", "EE er4 f en1 zh ir1 y i1", [2, 2, 2, 2]),
     # a bare number of 3+ digits is read digit by digit with 幺 (upstream rule)
@@ -140,8 +140,8 @@ GOLDEN = [
     # --- mixed -----------------------------------------------------------------------------
     # zh + en pieces; 我 and 喜欢 meet as third tones -> wo2
     ("我喜欢Python。", "zh", "w o2 x i3 h uan5 P AY1 TH AA0 N .", [2, 2, 2]),
-    # digits touching the Chinese piece are read in Chinese: 15 -> 十五
-    ("iPhone 15的价格", "zh", "AY1 F OW1 N sh ir2 w u3 d e5 j ia4 g e2", [2, 2, 2, 2, 2]),
+    # "iPhone 15" is one all-ASCII run, read in English as upstream's LangSegmenter does (full_en)
+    ("iPhone 15的价格", "zh", "AY1 F OW1 N F IH0 F T IY1 N d e5 j ia4 g e2", [2, 2, 2]),
     # all_zh: digits always take the default language, English words stay English
     ("I have 3 apples", "all_zh", "AY1 HH AE1 V s an1 AE1 P AH0 L Z", [2]),
     # --- Cantonese --------------------------------------------------------------------------
