@@ -24,10 +24,11 @@ MANIFEST = Path(__file__).resolve().parent / "data" / "keys_sv_eres2netv2w24s4ep
 # log-mel max |ours - definition| (float64); see gsv_triton/audio/fbank.py for what was measured (6e-4).
 FBANK_ABS_TOL = 1e-3
 # Cosine similarity of two different clips' vectors must stay below this (the same clip gives 1.0).
-# Measured on the tiny demo model: at most 0.90 on the pairs below; full size: at most 0.98.
-MAX_COSINE_DIFFERENT = {"tiny": 0.95, "full": 0.99}
-# And their difference must be a clear fraction of the vector: measured >= 0.22 (full), >= 0.3 (tiny).
-MIN_REL_DISTANCE = 0.1
+# Measured: tiny 0.67-0.75 on the pairs below (at most 0.79 over 8 clips); full size 0.55 on its pair (at
+# most 0.89 over 8 clips).
+MAX_COSINE_DIFFERENT = {"tiny": 0.85, "full": 0.8}
+# And |a - b| / |a| must be a clear fraction: measured >= 0.68 (tiny pairs), 0.89 (full pair).
+MIN_REL_DISTANCE = 0.3
 
 torch.set_num_threads(1)
 
@@ -103,7 +104,8 @@ def test_onnx_matches_torch(tiny: ERes2NetV2, tiny_onnx: Path, n_frames: int) ->
 @pytest.mark.slow  # full size: about 45.6 M parameters in the graph, a 183 MB file
 def test_full_size_onnx_matches_torch_and_demo_vectors_differ(tmp_path: Path) -> None:
     model = ERes2NetV2()
-    sv_demo_init_(model, torch.Generator().manual_seed(0))
+    # A smaller probe than the default (4 clips of 2 s) keeps this test's time down; same method.
+    sv_demo_init_(model, torch.Generator().manual_seed(0), probe_fbank=_fbank_batch([1, 2], 150))
     model.eval()
     session = ort_session(export_speaker_encoder(model, tmp_path))
     vectors = []

@@ -142,6 +142,7 @@ _PROBE_SECONDS = 2.0
 _PROBE_CLIPS = 4
 _GATE_BN_GAIN = 0.5  # AFF's last BN: pre-tanh spread 0.5 keeps the gate away from saturation
 _RESIDUAL_BN_GAIN = 0.7  # bn3: each block adds less than unit spread, so the residual stream stays small
+_DS_GAIN = 2.0  # layer3_ds after centring (see _center_downsample_)
 
 
 def speech_like_audio(generator: torch.Generator, seconds: float = _PROBE_SECONDS,
@@ -172,7 +173,8 @@ def sv_demo_init_(model: ERes2NetV2, generator: torch.Generator,
     probe (``probe_fbank`` [B, T, 80], default: fbank of a few random speech-like clips), so in eval mode
     each BN outputs unit-scale activations on real fbank input: no dead or clipped ReLUs, no blow-up
     through the 16 blocks. Without trained weights nothing else keeps fbank's large offsets (log-mel
-    values around -15..5) from dominating.
+    values around -15..5) from dominating. ``layer3_ds`` is then centred on the probe
+    (:func:`_center_downsample_`) so that different clips give clearly different vectors.
     """
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
@@ -191,7 +193,30 @@ def sv_demo_init_(model: ERes2NetV2, generator: torch.Generator,
 
     if probe_fbank is None:
         probe_fbank = _probe_fbank(model.feat_dim, generator)
-    _calibrate_batchnorm_(model, probe_fbank)
+    captured: list[torch.Tensor] = []
+    hook = model.layer3_ds.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
+    try:
+        _calibrate_batchnorm_(model, probe_fbank)
+    finally:
+        hook.remove()
+    _center_downsample_(model.layer3_ds, captured[0].mean(dim=(0, 2, 3)))
+    _calibrate_batchnorm_(model, probe_fbank)  # again: fuse34's BNs now see the centred path
+
+
+def _center_downsample_(conv: nn.Conv2d, mean_input: torch.Tensor) -> None:
+    """Make ``layer3_ds`` blind to the probe's mean input, then scale it up.
+
+    forward3 averages post-ReLU features (all >= 0) over time, so with random weights every clip's vector
+    shares one large common part and different clips come out at cosine 0.97. Removing, from every 3x3
+    filter tap, its component along the probe's mean channel vector leaves the downsampled path only what
+    differs from an average clip; the gain lets that part weigh as much as stage 4's. Measured on 8
+    speech-like clips (full size): largest cosine between different clips 0.97 -> 0.89, smallest relative
+    distance |a - b| / |a| 0.25 -> 0.46.
+    """
+    u = mean_input / mean_input.norm().clamp(min=1e-12)
+    w = conv.weight  # [out, in, kh, kw]
+    w.sub_(torch.einsum("oikl,i->okl", w, u)[:, None] * u[None, :, None, None])
+    w.mul_(_DS_GAIN)
 
 
 def _probe_fbank(feat_dim: int, generator: torch.Generator) -> torch.Tensor:
