@@ -28,6 +28,7 @@ def _export(args: argparse.Namespace) -> None:
         target=args.target,
         fp16=args.fp16,
         quantize=args.quantize,
+        sv=Path(args.sv) if args.sv else None,
     )
 
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo-checkpoints", help="write random-initialised checkpoints in upstream format")
     p.add_argument("--size", choices=["tiny", "full"], default="tiny")
-    p.add_argument("--version", choices=["v1", "v2"], default="v2")
+    p.add_argument("--version", choices=["v1", "v2", "v2Pro", "v2ProPlus"], default="v2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=_demo_checkpoints)
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sovits", required=True, help="SoVITS (s2) .pth file")
     p.add_argument("--hubert", required=True, help="chinese-hubert-base folder")
     p.add_argument("--bert", required=True, help="chinese-roberta-wwm-ext-large folder")
+    p.add_argument("--sv", help="speaker-verification file pretrained_eres2netv2w24s4ep4.ckpt (v2Pro/v2ProPlus only)")
     p.add_argument("--out", required=True, help="model repository to write")
     p.add_argument(
         "--target",

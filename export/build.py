@@ -6,6 +6,7 @@ Layout written (one Triton model per network; ``t2s`` holds both graphs of the a
     REPO/vq_encode/1/vq_encode.onnx          REPO/ref_encoder/1/ref_encoder.onnx
     REPO/t2s/1/t2s_prefill.onnx, t2s_step.onnx
     REPO/sovits_decode/1/sovits_decode.onnx  REPO/gsv_manifest.json
+    v2Pro/v2ProPlus also: REPO/speaker_encoder/1/speaker_encoder.onnx (ERes2NetV2, from ``--sv``)
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from gsv_export.onnx_utils import Stopwatch
 from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
 from gsv_export.quantize import QUANTIZE_CHOICES, quantize_t2s
-from gsv_export.shared_steps import check_compatible, load_synthesizer, load_t2s, report_export, write_manifest
+from gsv_export.shared_steps import (
+    check_compatible,
+    load_speaker_encoder,
+    load_synthesizer,
+    load_t2s,
+    report_export,
+    speaker_verification,
+    write_manifest,
+)
 from gsv_export.sovits_export import export_sovits
+from gsv_export.sv_export import export_speaker_encoder
 from gsv_export.t2s_export import export_t2s
 from gsv_export.triton_repository import MODEL_VERSION, TORCH_TARGET, install_triton_models
 from gsv_triton.errors import UserError
@@ -45,8 +55,11 @@ def export_repository(
     target: str = "cpu",
     fp16: bool = False,
     quantize: str = "none",
+    sv: Path | None = None,
 ) -> dict[str, Path]:
     """Export every network of the pipeline into ``out``; returns {network: onnx path}.
+
+    ``sv``: the speaker-verification checkpoint, required for v2Pro/v2ProPlus SoVITS files.
 
     ``target="gpu-torch"`` writes torch weights instead of ONNX (:mod:`gsv_export.torch_target`).
 
@@ -59,6 +72,8 @@ def export_repository(
     if target == TORCH_TARGET:
         if quantize != "none" or fp16:
             raise UserError("--target gpu-torch stores torch weights: --quantize and --fp16 do not apply")
+        if sv is not None:
+            raise UserError("--target gpu-torch serves v1/v2 models, which take no --sv file")
         from gsv_export.torch_target import export_torch_repository
 
         return export_torch_repository(gpt, sovits, hubert, bert, out)
@@ -70,6 +85,7 @@ def export_repository(
     torch.set_grad_enabled(False)
     gpt_ckpt, sovits_ckpt = load_gpt(gpt), load_sovits(sovits)
     check_compatible(gpt_ckpt, sovits_ckpt)
+    sv_ckpt = speaker_verification(sovits_ckpt, None if sv is None else Path(sv))
     hubert_net, bert_net = load_hubert(hubert), load_bert(bert)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +104,9 @@ def export_repository(
     with tempfile.TemporaryDirectory(dir=out) as staging:
         for name, path in export_sovits(synthesizer, Path(staging)).items():
             paths[name] = Path(shutil.move(str(path), _model_dir(out, name) / path.name))
+    if sv_ckpt is not None:
+        paths["speaker_encoder"] = export_speaker_encoder(load_speaker_encoder(sv_ckpt),
+                                                          _model_dir(out, "speaker_encoder"))  # fmt: skip
 
     if quantize == "int8":
         with Stopwatch("t2s int8 quantization"):
@@ -105,10 +124,11 @@ def export_repository(
     if target == "gpu":
         from gsv_export.tensorrt_build import build_repository_engines
 
-        build_repository_engines(out, paths)
+        build_repository_engines(out, paths, gin=synthesizer.gin_channels)
 
     manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": ort_optimized}
-    write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, manifest_flags)
+    sources = {"gpt": gpt, "sovits": sovits, "hubert": hubert, "bert": bert, "sv": sv}
+    write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, sources, paths, manifest_flags)
     install_triton_models(out, target)
     report_export(out, paths, "ONNX files", started)
     return paths

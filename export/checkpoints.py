@@ -1,10 +1,12 @@
-"""Read and write upstream GPT-SoVITS checkpoint files (spec sections 1.1 to 1.3).
+"""Read and write upstream GPT-SoVITS checkpoint files (spec sections 1.1 to 1.3, 2.5).
 
 * GPT (s1) ``.ckpt``: a ``torch.save`` zip holding ``weight`` (``model.``-prefixed state dict), ``config``
   (a plain dict) and ``info``.
 * SoVITS (s2) ``.pth``: ``weight`` (no ``model.`` prefix, weight norm as ``weight_g``/``weight_v``),
   ``config`` (a pickled ``utils.HParams``) and ``info``; the first two bytes ``PK`` may be replaced by an
   ASCII version code.
+* Speaker verification (v2Pro/v2ProPlus) ``pretrained_eres2netv2w24s4ep4.ckpt``: a plain ``torch.save`` of the
+  ERes2NetV2 state dict (BatchNorm buffers included).
 
 Files are read with torch's ``weights_only`` unpickler; the one non-tensor class real SoVITS files need,
 ``utils.HParams``, is mapped to :class:`AttrDict`, so no upstream code runs and any other global is refused.
@@ -61,7 +63,10 @@ PRETRAINED_HASHES: dict[str, tuple[str, str, bool]] = {
 V1_SIZE_LIMIT = 82978 * 1024
 V2_SIZE_LIMIT = 700 * 1024 * 1024
 
-SUPPORTED_SOVITS = ("v1", "v2")
+SUPPORTED_SOVITS = ("v1", "v2", "v2Pro", "v2ProPlus")
+PRO_SOVITS = ("v2Pro", "v2ProPlus")
+# savee writes v2Pro/v2ProPlus fine-tunes through my_save2, with these codes over "PK" (spec 1.3).
+PRO_HEADERS = {"v2Pro": "05", "v2ProPlus": "06"}
 # Symbol-table sizes (spec 4.3) and the GPT phoneme-embedding rows that go with them (spec 1.1, section 8).
 SOVITS_V1_SYMBOLS = 322
 GPT_PHONEME_VOCAB = {512: "v1", 732: "v2"}
@@ -70,7 +75,10 @@ TEXT_EMBEDDING_KEY = "enc_p.text_embedding.weight"
 GPT_TEXT_EMBEDDING_KEY = "ar_text_embedding.word_embeddings.weight"
 SV_EMB_KEY = "sv_emb.weight"
 DEC_CONV_PRE_KEY = "dec.conv_pre.weight"
-PROPLUS_DEC_CHANNELS = 768
+# ProPlus's first upsampling kernel (Pro: 16). The spec's rule, conv_pre 768 wide, says the same for released
+# files; the kernel also holds for narrow (demo) decoders.
+PROPLUS_FIRST_KERNEL = 20
+FIRST_UPSAMPLE_KEYS = ("dec.ups.0.weight_v", "dec.ups.0.weight")
 # Keys every v1/v2 SynthesizerTrn file must hold (a cheap check before the full key comparison).
 SOVITS_CORE_KEYS = (
     "ssl_proj.weight",
@@ -80,9 +88,11 @@ SOVITS_CORE_KEYS = (
     DEC_CONV_PRE_KEY,
 )
 # Top-level parts of the v1/v2 SynthesizerTrn; other keys in a SoVITS file are ignored like upstream does.
-SOVITS_PARTS = ("ssl_proj.", "quantizer.", "enc_p.", "ref_enc.", "flow.", "dec.", POSTERIOR_PREFIX)
+SOVITS_PARTS = ("ssl_proj.", "quantizer.", "enc_p.", "ref_enc.", "flow.", "dec.", POSTERIOR_PREFIX,
+                "sv_emb.", "ge_to512.", "prelu.")  # fmt: skip
 GPT_INFO = "GPT-e15"
 SOVITS_INFO = "0epoch_0iteration"
+SV_FILE_NAME = "pretrained_eres2netv2w24s4ep4.ckpt"  # upstream: GPT_SoVITS/pretrained_models/sv/
 _MAX_REASON = 160
 
 
@@ -325,6 +335,8 @@ def load_gpt(path: Path | str) -> GptCheckpoint:
     if not _looks_like_gpt(weights):
         if TEXT_EMBEDDING_KEY in weights or any(k.startswith("enc_p.") for k in weights):
             raise _fail(path, "looks like a SoVITS (s2) .pth file, expected a GPT (s1) .ckpt file")
+        if "conv1.weight" in weights and any(k.startswith("layer1.") for k in weights):
+            raise _fail(path, "looks like the speaker-verification (ERes2NetV2) file, expected a GPT (s1) .ckpt file")
         first = next(iter(weights))
         raise _fail(path, f"not a GPT (s1) checkpoint (key {first!r} lacks the 'model.' prefix)")
     config = top.get("config")
@@ -452,7 +464,8 @@ def load_sovits(path: Path | str) -> SovitsCheckpoint:
     if is_lora or "lora_rank" in top:
         # LoRA files exist only for v3/v4 (header 03/04); a bare ``lora_rank`` entry says "LoRA" but not which.
         name, how = (model_version, source) if is_lora else ("v3/v4", "its lora_rank entry")
-        raise _fail(path, f"SoVITS {name} LoRA checkpoint (detected by {how}) is not supported (only v1/v2)")
+        raise _fail(path, f"SoVITS {name} LoRA checkpoint (detected by {how}) is not supported "
+                          f"(only {'/'.join(SUPPORTED_SOVITS)})")
     structural = _structural_version(path, weights)
     # Hash and header are explicit markers and win; the size heuristic yields to the weights' structure.
     if source in ("hash", "header") and model_version not in SUPPORTED_SOVITS:
@@ -462,9 +475,10 @@ def load_sovits(path: Path | str) -> SovitsCheckpoint:
     else:
         detected, how = structural, "weights"
     if detected not in SUPPORTED_SOVITS:
-        raise _fail(path, f"SoVITS {detected} checkpoint (detected by {how}) is not supported (only v1/v2)")
-    # v1 <=> the 322-symbol table (upstream's own override, spec 1.3 step 4).
-    symbol_version = detected
+        raise _fail(path, f"SoVITS {detected} checkpoint (detected by {how}) is not supported "
+                          f"(only {'/'.join(SUPPORTED_SOVITS)})")
+    # v1 <=> the 322-symbol table (upstream's own override, spec 1.3 step 4); every later version uses v2's.
+    symbol_version = "v1" if detected == "v1" else "v2"
 
     config = top.get("config")
     if not isinstance(config, Mapping):
@@ -510,14 +524,14 @@ def _upstream_version(head: bytes, header: str | None, size: int) -> tuple[tuple
     return ("v2", "v3", False), "size"
 
 
-def _structural_version(path: Path, weights: Mapping[str, torch.Tensor]) -> str:
+def _structural_version(path: Path, weights: Mapping[str, Any]) -> str:
     """Spec 1.3's recommended structural rules: v3/v4 family, v2Pro, v2ProPlus, v1 or v2."""
     if any(k.startswith(("cfm.", "wns1.")) for k in weights):
         return "v3/v4"
     if SV_EMB_KEY in weights:
-        conv_pre = weights.get(DEC_CONV_PRE_KEY)
-        wide = conv_pre is not None and conv_pre.shape[0] == PROPLUS_DEC_CHANNELS
-        return "v2ProPlus" if wide else "v2Pro"
+        first = next((weights[k] for k in FIRST_UPSAMPLE_KEYS if k in weights), None)
+        plus = first is not None and first.ndim == 3 and first.shape[2] == PROPLUS_FIRST_KERNEL
+        return "v2ProPlus" if plus else "v2Pro"
     missing = [k for k in SOVITS_CORE_KEYS if k not in weights]
     if missing:
         raise _fail(path, f"SoVITS checkpoint is missing the key {missing[0]!r}")
@@ -602,4 +616,47 @@ def save_sovits(
     if header is not None:
         data = header.encode("ascii") + data[2:]
     path.write_bytes(data)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Speaker verification (v2Pro / v2ProPlus)
+
+
+@dataclass
+class SvCheckpoint:
+    """The ERes2NetV2 speaker-verification weights (float32, upstream key names)."""
+
+    state_dict: dict[str, torch.Tensor]
+    path: Path
+
+
+def load_sv(path: Path | str) -> SvCheckpoint:
+    """Load ``pretrained_eres2netv2w24s4ep4.ckpt``; anything else raises a one-line UserError naming the file."""
+    from gsv_triton.networks.eres2net import ERes2NetV2
+
+    path = Path(path)
+    header, _ = _read_header(path)
+    if header is not None:
+        raise _fail(path, f"has a SoVITS version header {header!r}; expected the speaker-verification "
+                          f"file {SV_FILE_NAME}")  # fmt: skip
+    top = _load_container(path, header)
+    if not isinstance(top, Mapping) or not top:
+        kind = type(top).__name__
+        raise _fail(path, f"not a speaker-verification checkpoint (top level is {kind}, not a state dict)")
+    if "weight" in top and isinstance(top["weight"], Mapping):
+        raise _fail(path, f"looks like a GPT or SoVITS file, expected the speaker-verification file {SV_FILE_NAME}")
+    bad = [k for k, v in top.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise _fail(path, f"not a speaker-verification checkpoint (entry {bad[0]!r} is not a tensor)")
+    state = _to_float32(top)
+    _compare_keys(path, "speaker-verification (ERes2NetV2)", _meta_shapes(ERes2NetV2), state)
+    return SvCheckpoint(state_dict=state, path=path)
+
+
+def save_sv(path: Path | str, state_dict: Mapping[str, torch.Tensor]) -> Path:
+    """Write the SV weights as upstream's file is: ``torch.save`` of a plain state dict (fp32)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(OrderedDict((k, _stored(v, fp16=False)) for k, v in state_dict.items()), str(path))
     return path

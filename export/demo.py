@@ -1,7 +1,9 @@
 """Random-initialised checkpoints in the exact upstream layouts, so the whole pipeline runs without downloads.
 
 ``write_demo_checkpoints(out)`` writes ``gpt.ckpt``, ``sovits.pth`` (pretrained-like: with ``enc_q.*``),
-``chinese-hubert-base/`` and ``chinese-roberta-wwm-ext-large/`` (the real folders' file sets). ``size="full"``
+``chinese-hubert-base/`` and ``chinese-roberta-wwm-ext-large/`` (the real folders' file sets); for v2Pro/v2ProPlus
+also ``sv/pretrained_eres2netv2w24s4ep4.ckpt``, and the SoVITS file is written as upstream writes those fine-tunes
+(the version code over ``PK``, no ``enc_q.*``). ``size="full"``
 uses the real configurations; ``"tiny"`` keeps every interface width (768 / 1024 features, vocabularies, the
 HuBERT front-end geometry, upsampling to 640) but few, narrow layers, for fast tests.
 """
@@ -18,19 +20,21 @@ import torch
 from gsv_triton.errors import UserError
 from gsv_triton.networks.pretrained import BERT_DIM, HUBERT_DIM
 
-from .checkpoints import save_gpt, save_sovits
+from .checkpoints import PRO_HEADERS, SV_FILE_NAME, save_gpt, save_sovits, save_sv
 
 SIZES = ("tiny", "full")
-VERSIONS = ("v1", "v2")
+VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
 GPT_FILE = "gpt.ckpt"
 SOVITS_FILE = "sovits.pth"
+SV_FILE = f"sv/{SV_FILE_NAME}"
 HUBERT_DIR = "chinese-hubert-base"
 BERT_DIR = "chinese-roberta-wwm-ext-large"
 WEIGHTS_FILE = "pytorch_model.bin"
 
 # Tiny T2S: narrow and shallow, but the real vocabularies (phonemes per version, 1025 semantic tokens).
 GPT_TINY = {"embedding_dim": 128, "hidden_dim": 128, "head": 4, "n_layer": 2}
-GPT_PHONEME_VOCAB = {"v1": 512, "v2": 732}
+# Pro versions pair with s1v3-family GPT files: v2's class and vocabulary.
+GPT_PHONEME_VOCAB = {"v1": 512, "v2": 732, "v2Pro": 732, "v2ProPlus": 732}
 
 # chinese-hubert-base (TencentGameMate): HuBERT base with a group-norm conv front end.
 HUBERT_FULL = {
@@ -144,15 +148,27 @@ def write_demo_gpt(path: Path, size: str = "tiny", version: str = "v2", seed: in
 
 
 def write_demo_sovits(path: Path, size: str = "tiny", version: str = "v2", seed: int = 0) -> Path:
-    """A pretrained-like SoVITS ``.pth``: the full key set incl. ``enc_q.*``, weight norm unfolded, fp16."""
+    """A SoVITS ``.pth`` with weight norm unfolded, fp16. v1/v2: pretrained-like (the full key set incl.
+    ``enc_q.*``); Pro: a fine-tune as ``savee`` writes it (header "05"/"06", ``enc_q.*`` dropped)."""
     from gsv_triton.networks.sovits import SynthesizerTrn, default_hparams, demo_init_, unfold_weight_norm
 
     _check(size, version)
     hparams = default_hparams(size, version)
-    model = SynthesizerTrn.from_hparams(hparams["model"], version, include_posterior=True)
+    pro = version in PRO_HEADERS
+    model = SynthesizerTrn.from_hparams(hparams["model"], version, include_posterior=not pro)
     demo_init_(model, torch.Generator().manual_seed(seed + 1))
     upstream = unfold_weight_norm(model.state_dict())
-    return save_sovits(path, hparams, upstream, fp16=True, drop_posterior=False)
+    return save_sovits(path, hparams, upstream, fp16=True, header=PRO_HEADERS.get(version), drop_posterior=pro)
+
+
+def write_demo_sv(path: Path, seed: int = 0) -> Path:
+    """The speaker-verification file of Pro versions (ERes2NetV2 w24 s4 ep4, always full size: one network for
+    every model), with a well-conditioned random init."""
+    from gsv_triton.networks.eres2net import ERes2NetV2, sv_demo_init_
+
+    model = ERes2NetV2()
+    sv_demo_init_(model, torch.Generator().manual_seed(seed + 4))
+    return save_sv(path, model.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -239,6 +255,8 @@ def write_demo_checkpoints(out: Path, size: str = "tiny", version: str = "v2", s
         ("HuBERT", lambda: write_demo_hubert(out / HUBERT_DIR, size, seed)),
         ("BERT", lambda: write_demo_bert(out / BERT_DIR, size, seed)),
     )
+    if version in PRO_HEADERS:
+        steps += (("SV", lambda: write_demo_sv(out / SV_FILE, seed)),)
     for label, write in steps:
         t0 = time.perf_counter()
         path = write()

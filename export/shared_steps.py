@@ -6,9 +6,9 @@ import resource
 import time
 from pathlib import Path
 
-from gsv_export.checkpoints import GptCheckpoint, SovitsCheckpoint
+from gsv_export.checkpoints import SV_FILE_NAME, GptCheckpoint, SovitsCheckpoint, SvCheckpoint, load_sv
 from gsv_triton.errors import UserError
-from gsv_triton.manifest import Manifest, SovitsShape
+from gsv_triton.manifest import PRO_VERSIONS, Manifest, SovitsShape
 from gsv_triton.networks.sovits import SynthesizerTrn, fold_weight_norm
 from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
 
@@ -39,6 +39,30 @@ def check_compatible(gpt: GptCheckpoint, sovits: SovitsCheckpoint) -> None:
         )
 
 
+def speaker_verification(sovits: SovitsCheckpoint, sv: Path | None) -> SvCheckpoint | None:
+    """The SV checkpoint a Pro SoVITS model needs (``--sv``); None for v1/v2, which have no speaker vector."""
+    if sovits.model_version not in PRO_VERSIONS:
+        if sv is not None:
+            print(f"[export] note: --sv {sv} is not used: {sovits.path} is a SoVITS {sovits.model_version} model, "
+                  "which has no speaker vector", flush=True)  # fmt: skip
+        return None
+    if sv is None:
+        raise UserError(
+            f"{sovits.path} is a SoVITS {sovits.model_version} model: pass its speaker-verification file with "
+            f"--sv FILE (upstream's GPT_SoVITS/pretrained_models/sv/{SV_FILE_NAME})"
+        )
+    return load_sv(sv)
+
+
+def load_speaker_encoder(ckpt: SvCheckpoint):
+    """The ERes2NetV2 network with the checkpoint's weights (strict, as upstream's plain load_state_dict)."""
+    from gsv_triton.networks.eres2net import ERes2NetV2
+
+    model = ERes2NetV2()
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    return model.eval()
+
+
 def write_manifest(
     out: Path,
     target: str,
@@ -46,13 +70,14 @@ def write_manifest(
     sovits_ckpt: SovitsCheckpoint,
     t2s: Text2SemanticDecoder,
     synthesizer: SynthesizerTrn,
-    sources: tuple[Path, Path, Path, Path],
+    sources: dict[str, Path | None],
     paths: dict[str, Path],
     flags: dict,
 ) -> None:
     """``REPO/gsv_manifest.json``: versions, configs, sources and files of an export (every target).
 
-    ``sources`` are the gpt, sovits, hubert and bert paths; ``flags`` the target's own keys (fp16, quantize...).
+    ``sources`` maps gpt, sovits, hubert, bert (and sv for Pro) to their paths; ``flags`` the target's own keys
+    (fp16, quantize...).
     """
     max_sec = int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))
     Manifest(
@@ -63,7 +88,7 @@ def write_manifest(
         sampling_rate=int(sovits_ckpt.hparams["data"]["sampling_rate"]),
         t2s=t2s.config.__dict__ | {"max_sec": max_sec},
         sovits=SovitsShape(synthesizer.inter_channels, synthesizer.gin_channels),
-        sources=dict(zip(("gpt", "sovits", "hubert", "bert"), map(str, sources), strict=True)),
+        sources={name: str(path) for name, path in sources.items() if path is not None},
         files={name: str(path.relative_to(out)) for name, path in paths.items()},
     ).write(out)
 

@@ -1,9 +1,10 @@
 """Export a SoVITS v1/v2 :class:`SynthesizerTrn` as three ONNX graphs (spec 6.3).
 
 * ``vq_encode.onnx``: ssl [B, 768, T50] f32 -> codes [B, T50 // 2] i64
-* ``ref_encoder.onnx``: spec [B, 1025, Tref] f32 -> ge [B, 512, 1] f32
+* ``ref_encoder.onnx``: spec [B, 1025, Tref] f32 (+ v2Pro/v2ProPlus: sv [B, 20480] f32) -> ge [B, gin, 1] f32
 * ``sovits_decode.onnx``: codes [B, T] i64, phone_ids [B, Tt] i64, ge [B, 512, 1] f32,
-  noise [B, inter, F] f32, noise_scale [1] (or [B]) f32 -> audio [B, 1, 640 * F] f32
+  noise [B, inter, F] f32, noise_scale [1] (or [B]) f32 -> audio [B, 1, 640 * F] f32 (gin: 512 for v1/v2,
+  1024 for Pro)
   (with ``with_lengths=True`` also code_lengths [B] i64 and phone_lengths [B] i64 for padded batches).
 
 The host picks F = ``frames_for_speed(T, speed)`` and draws the noise, so speed and sampling need no
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from gsv_export.onnx_utils import Stopwatch, export_onnx
+from gsv_triton.contract import SV_DIM
 from gsv_triton.networks.sovits import SPEC_CHANNELS, SynthesizerTrn
 
 VQ_ENCODE = "vq_encode.onnx"
@@ -64,13 +66,18 @@ def export_sovits(model: SynthesizerTrn, out_dir: Path, with_lengths: bool = Fal
 
     with Stopwatch("sovits ref_encoder"):
         spec = torch.rand(1, SPEC_CHANNELS, _EXAMPLE_SPEC_FRAMES, generator=gen)
+        inputs, names, axes = (spec,), ["spec"], {"spec": {0: "batch", 2: "spec_frames"}, "ge": {0: "batch"}}
+        if model.is_pro:
+            inputs += (torch.rand(1, SV_DIM, generator=gen),)
+            names.append("sv")
+            axes["sv"] = {0: "batch"}
         paths["ref_encoder"] = export_onnx(
             MethodGraph(model, "reference_embedding"),
-            (spec,),
+            inputs,
             out_dir / REF_ENCODER,
-            input_names=["spec"],
+            input_names=names,
             output_names=["ge"],
-            dynamic_axes={"spec": {0: "batch", 2: "spec_frames"}, "ge": {0: "batch"}},
+            dynamic_axes=axes,
         )
 
     with Stopwatch("sovits decode"):

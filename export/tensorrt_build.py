@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from gsv_triton.contract import SV_DIM, SV_MEL_BINS
 from gsv_triton.errors import UserError
 
 # The TensorRT major versions with BuilderFlag.FP16 (weak typing); 11 builds strongly typed networks only.
@@ -77,30 +78,37 @@ def build_engine(onnx_path: Path, engine_path: Path, profile: Profile, fp16: boo
     return engine_path
 
 
-def _profiles(hidden: int = 768) -> dict[str, Profile]:
+def _profiles(hidden: int = 768, gin: int = 512, pro: bool = False) -> dict[str, Profile]:
     """Shape ranges per network: batch 1..8; lengths cover a 3-10 s reference, 1-510 BERT tokens and
-    up to 1500 semantic tokens (60 s) per segment. T2S stays in onnxruntime/torch (a Python loop)."""
-    return {
+    up to 1500 semantic tokens (60 s) per segment. T2S stays in onnxruntime/torch (a Python loop).
+    ``gin``: the timbre width (1024 for v2Pro/v2ProPlus, whose ref_encoder also takes the speaker vector)."""
+    ref_encoder: dict = {"spec": ((1, 1025, 10), (1, 1025, 300), (4, 1025, 600))}
+    if pro:
+        ref_encoder["sv"] = ((1, SV_DIM), (1, SV_DIM), (4, SV_DIM))
+    profiles: dict[str, Profile] = {
         "ssl": {"wav16k": ((1, 16_000), (1, 110_000), (4, 170_000))},
         "bert": {
             name: ((1, 2), (4, 64), (8, 512)) for name in ("input_ids", "attention_mask", "token_type_ids")
         },
         "vq_encode": {"ssl": ((1, hidden, 2), (1, hidden, 500), (4, hidden, 1000))},
-        "ref_encoder": {"spec": ((1, 1025, 10), (1, 1025, 300), (4, 1025, 600))},
+        "ref_encoder": ref_encoder,
         "sovits_decode": {
             "codes": ((1, 1), (1, 250), (4, 1500)),
             "phone_ids": ((1, 1), (1, 100), (4, 1024)),
-            "ge": ((1, 512, 1), (1, 512, 1), (4, 512, 1)),
+            "ge": ((1, gin, 1), (1, gin, 1), (4, gin, 1)),
             "noise": ((1, 192, 2), (1, 192, 500), (4, 192, 3751)),
             "noise_scale": ((1,), (1,), (1,)),
         },
     }
+    if pro:  # 3-10 s of 10 ms fbank frames
+        profiles["speaker_encoder"] = {"fbank": ((1, 298, SV_MEL_BINS), (1, 500, SV_MEL_BINS), (4, 998, SV_MEL_BINS))}
+    return profiles
 
 
-def build_repository_engines(repo: Path, onnx_paths: Mapping[str, Path]) -> dict[str, Path]:
+def build_repository_engines(repo: Path, onnx_paths: Mapping[str, Path], gin: int = 512) -> dict[str, Path]:
     """fp16 engines (``model.plan``) next to the ONNX files of the networks that suit TensorRT."""
     engines = {}
-    for name, profile in _profiles().items():
+    for name, profile in _profiles(gin=gin, pro="speaker_encoder" in onnx_paths).items():
         if name in onnx_paths:
             print(f"[export] TensorRT engine for {name} ...", flush=True)
             engines[name] = build_engine(onnx_paths[name], onnx_paths[name].with_name("model.plan"), profile)

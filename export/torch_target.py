@@ -23,6 +23,8 @@ from gsv_export.onnx_utils import Stopwatch
 from gsv_export.pretrained_export import copy_tokenizer_files
 from gsv_export.shared_steps import check_compatible, load_synthesizer, load_t2s, report_export, write_manifest
 from gsv_export.triton_repository import MODEL_VERSION, TORCH_TARGET, install_triton_models
+from gsv_triton.errors import UserError
+from gsv_triton.manifest import PRO_VERSIONS
 from gsv_triton.networks.pretrained import load_bert, load_hubert
 from gsv_triton.networks.saved import SOVITS_PARTS, write_network
 
@@ -36,6 +38,9 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
     torch.set_grad_enabled(False)
     gpt_ckpt, sovits_ckpt = load_gpt(gpt), load_sovits(sovits)
     check_compatible(gpt_ckpt, sovits_ckpt)
+    if sovits_ckpt.model_version in PRO_VERSIONS:
+        raise UserError(f"--target {TORCH_TARGET} serves v1/v2 models; {sovits} is a SoVITS "
+                        f"{sovits_ckpt.model_version} model: export it with --target cpu (or gpu)")  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -66,7 +71,7 @@ def export_torch_repository(gpt: Path, sovits: Path, hubert: Path, bert: Path, o
             paths[network] = write_network(folder(network), network, sovits_config, part)
 
     flags = {"runtime": "torch", "fp16": False, "quantize": "none"}  # float32 weights; the runtime casts (dtype)
-    write_manifest(out, TORCH_TARGET, gpt_ckpt, sovits_ckpt, t2s, synthesizer, (gpt, sovits, hubert, bert), paths, flags)
+    write_manifest(out, TORCH_TARGET, gpt_ckpt, sovits_ckpt, t2s, synthesizer, {"gpt": gpt, "sovits": sovits, "hubert": hubert, "bert": bert}, paths, flags)
     install_triton_models(out, TORCH_TARGET)
     report_export(out, paths, "torch networks", started)
     return paths

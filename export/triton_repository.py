@@ -34,6 +34,7 @@ from pathlib import Path
 
 from gsv_export.python_env import python_env_parameter
 from gsv_triton.errors import UserError
+from gsv_triton.manifest import MANIFEST_FILE, Manifest
 
 TEMPLATES_PACKAGE = "gsv_export.model_templates"  # pyproject maps it to model_repository/
 
@@ -52,8 +53,10 @@ MODELS = (
     "bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "t2s", "voice_clone",
     "voice_encode", "voice_convert", "voice_clone_stream",
 )  # fmt: skip
+# Models only v2Pro/v2ProPlus repositories have (their manifest says which version a repository is).
+PRO_MODELS = ("speaker_encoder",)
 # Networks that are a single ONNX graph: Triton's onnxruntime/TensorRT backends can serve them on GPU hosts.
-PLAIN_NETWORKS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode")
+PLAIN_NETWORKS = ("bert", "ssl", "vq_encode", "ref_encoder", "sovits_decode", "speaker_encoder")
 MODEL_VERSION = "1"
 ENGINE_FILE = "model.plan"  # written by gsv_export.tensorrt_build
 ENV_PLACEHOLDER = "@EXECUTION_ENV@"
@@ -174,20 +177,29 @@ def _env_parameter(target: str) -> str:
         return "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
 
 
+def repository_models(repo: Path) -> tuple[str, ...]:
+    """The Triton models an exported repository has: :data:`MODELS`, plus :data:`PRO_MODELS` when its manifest
+    says v2Pro/v2ProPlus."""
+    if (Path(repo) / MANIFEST_FILE).is_file() and Manifest.read(repo).needs_speaker_vector:
+        return MODELS + PRO_MODELS
+    return MODELS
+
+
 def install_triton_models(repo: Path, target: str = "cpu", threads: int | None = None) -> None:
-    """Write ``config.pbtxt`` and ``1/model.py`` of every model into the exported repository ``repo``."""
+    """Write ``config.pbtxt`` and ``1/model.py`` of every model of the exported repository ``repo``."""
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     repo = Path(repo)
     if not repo.is_dir():
         raise UserError(f"model repository {repo} does not exist")
-    missing = [m for m in MODELS if not (TEMPLATES / m / "config.pbtxt").is_file()]
+    models = repository_models(repo)
+    missing = [m for m in models if not (TEMPLATES / m / "config.pbtxt").is_file()]
     if missing:
         raise UserError(f"the model templates in {TEMPLATES} lack {', '.join(missing)}")
     env = _env_parameter(target)
     threads = threads or default_threads()
     gpu = target == TORCH_TARGET and torch_sees_gpu()
-    for model in MODELS:
+    for model in models:
         source, dest = TEMPLATES / model, repo / model
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
         config = (source / "config.pbtxt").read_text("utf-8")

@@ -12,6 +12,7 @@ from gsv_triton.backend.cancel import NEVER, StopSignal
 from gsv_triton.backend.ort_session import create_session
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.manifest import Manifest
 
 
 def configured_threads(config_path: Path) -> int:
@@ -48,7 +49,10 @@ class OrtBackend:
         def threads(model: str) -> int:
             return intra_op_threads or configured_threads(repo / model / "config.pbtxt")
 
-        self.sessions = {name: create_session(repo / f, threads(name)) for name, f in self.FILES.items()}
+        files = dict(self.FILES)
+        if Manifest.read(repo).needs_speaker_vector:
+            files["speaker_encoder"] = "speaker_encoder/1/speaker_encoder.onnx"
+        self.sessions = {name: create_session(repo / f, threads(name)) for name, f in files.items()}
         self.t2s = T2SRunner(
             create_session(repo / "t2s/1/t2s_prefill.onnx", threads("t2s")),
             create_session(repo / "t2s/1/t2s_step.onnx", threads("t2s")),

@@ -6,7 +6,8 @@ is plain onnxruntime sessions (:class:`OrtBackend`; tests and benchmarks). The s
 1. split the target text (api.py's ``cut_punc`` rule); text frontend per piece and for the prompt text;
 2. BERT for every zh language segment of all of them in ONE batched call (zeros for other languages);
 3. reference audio -> ``ssl`` -> ``vq_encode`` (prompt codes) and spectrogram -> ``ref_encoder`` (ge), both
-   cached per reference (key: SHA-256 of the uploaded bytes);
+   cached per reference (key: SHA-256 of the uploaded bytes); v2Pro/v2ProPlus first run ``speaker_encoder`` on
+   the Kaldi fbank of the reference and give its speaker vector to ``ref_encoder`` (spec 2.2.5, 2.5);
 4. ``t2s`` ONCE for all pieces as a batch, each row = prompt phones+BERT followed by the piece's;
 5. ``sovits_decode`` per piece (target phones only) with host noise drawn from the request seed;
 6. peak-normalise each piece, 0.3 s of silence after each, concatenate.
@@ -30,14 +31,16 @@ from typing import Protocol
 
 import numpy as np
 
-from gsv_triton.audio import join_segments, normalize_segment, prepare_reference
+from gsv_triton.audio import ReferenceAudio, join_segments, normalize_segment, prepare_reference
+from gsv_triton.audio.fbank import sv_fbank
 from gsv_triton.audio.output import SEGMENT_SILENCE_SECONDS
+from gsv_triton.audio.resample import resample
 from gsv_triton.backend.cache import LruCache
 from gsv_triton.backend.cancel import NEVER, StopSignal
 from gsv_triton.contract import BERT_DIM, CODE_UPSAMPLE, frames_for_speed
 from gsv_triton.errors import InputError, renamed
-from gsv_triton.manifest import Manifest
-from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, Limits, SamplingDefaults
+from gsv_triton.manifest import PRO_VERSIONS, Manifest
+from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, SSL_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.text import (
     WARMUP_LANGUAGES,
     WARMUP_TEXTS,
@@ -80,11 +83,28 @@ class PipelineConfig:
     inter_channels: int = 192
     sample_rate: int = OUTPUT_SAMPLE_RATE
     noise_scale: float = SamplingDefaults.noise_scale
+    sovits_version: str = "v2"
+    gin_channels: int | None = None  # None: not checked (configs built by hand in tests)
 
     @classmethod
     def from_manifest(cls, repo: Path) -> PipelineConfig:
         manifest = Manifest.read(repo)
-        return cls(manifest.symbol_version, manifest.sovits.inter_channels, manifest.sampling_rate)
+        return cls(manifest.symbol_version, manifest.sovits.inter_channels, manifest.sampling_rate,
+                   sovits_version=manifest.sovits_version, gin_channels=manifest.sovits.gin_channels)  # fmt: skip
+
+    @property
+    def needs_speaker_vector(self) -> bool:
+        return self.sovits_version in PRO_VERSIONS
+
+    def check_timbre(self, ge: np.ndarray, field: str = "ge") -> None:
+        """A stored voice's ge must come from a model of this repository's width (e.g. not v2's 512 on v2Pro)."""
+        if self.gin_channels is not None and ge.size != self.gin_channels:
+            raise InputError(
+                field,
+                f"has {ge.size} values, but this repository's SoVITS {self.sovits_version} model takes "
+                f"{self.gin_channels}: the voice was encoded with another model; create it again from its clip",
+                status=422,
+            )
 
 
 @dataclass(frozen=True)
@@ -287,6 +307,7 @@ class VoiceClonePipeline:
     def request_reference(self, request: VoiceCloneRequest, stop: StopSignal = NEVER) -> Reference:
         """The request's stored-voice features when it carries them, else those of its reference clip."""
         if request.prompt_codes is not None and request.ge is not None:
+            self.config.check_timbre(request.ge)
             return Reference(prompt_codes=request.prompt_codes, ge=request.ge.reshape(1, -1, 1))
         return self.reference(request.reference_audio, stop)
 
@@ -314,13 +335,22 @@ class VoiceClonePipeline:
             raise renamed(exc, {"audio": "reference_audio"}) from None
         ssl = self._infer("ssl", {"wav16k": prepared.wav16k[None, :]}, ["ssl"], stop)["ssl"]
         codes = self._infer("vq_encode", {"ssl": ssl}, ["codes"], stop)["codes"]
-        ge = self._infer("ref_encoder", {"spec": prepared.spectrogram[None]}, ["ge"], stop)["ge"]
+        ge = self._infer("ref_encoder", self.timbre_inputs(prepared, stop), ["ge"], stop)["ge"]
         reference = Reference(prompt_codes=np.ascontiguousarray(codes[0], dtype=np.int64), ge=ge.astype(np.float32),
                               seconds=prepared.duration_seconds)  # fmt: skip
         if reference.prompt_codes.size == 0:
             raise InputError("reference_audio", "is too short to give any prompt token")
         self.references.put(key, reference)
         return reference
+
+    def timbre_inputs(self, prepared: ReferenceAudio, stop: StopSignal = NEVER) -> dict[str, np.ndarray]:
+        """``ref_encoder``'s inputs: the spectrogram, and for Pro the speaker vector of the same peak-limited
+        32 kHz audio taken down to 16 kHz (upstream's SV input, not the HuBERT signal)."""
+        inputs = {"spec": prepared.spectrogram[None]}
+        if self.config.needs_speaker_vector:
+            fbank = sv_fbank(resample(prepared.wav32k, OUTPUT_SAMPLE_RATE, SSL_SAMPLE_RATE))
+            inputs["sv"] = self._infer("speaker_encoder", {"fbank": fbank[None]}, ["sv"], stop)["sv"]
+        return inputs
 
     # -- voice conversion ----------------------------------------------------------------------------
     def convert(self, request: VoiceConvertRequest) -> np.ndarray:
@@ -334,6 +364,7 @@ class VoiceClonePipeline:
         except InputError as exc:
             raise renamed(exc, {"reference_audio": "source_audio"}) from None
         if request.ge is not None:
+            self.config.check_timbre(request.ge)
             target_ge = request.ge.reshape(1, -1, 1)
         else:
             target_ge = self.reference(request.reference_audio).ge
