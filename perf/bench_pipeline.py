@@ -23,6 +23,14 @@ both do the same work; a "cached" Triton row repeats the warm-up reference.
         [--url 127.0.0.1:8000]   # a running server; default: start tritonserver on free ports
         [--runs 3] [--per-thread 2] [--json perf/results/bench_pipeline.json]
 
+Versions side by side (Triton only, no eager side): ``--versus REPO2 [REPO3 ...]`` starts one tritonserver per
+repository (all loaded at once) and interleaves their requests at concurrency 1 (R1, R2, R3, R1, ...), each with a
+new reference; then each repeats its warm-up reference, so "new reference" minus "cached" is what a new
+reference costs (v2Pro/v2ProPlus add ``speaker_encoder`` and the Kaldi fbank there).
+
+    .venv/bin/python perf/bench_pipeline.py --repo artifacts/repository-full2 \
+        --versus artifacts/repository-full-v2Pro artifacts/repository-full-v2ProPlus --runs 3
+
 Prints markdown tables with the 1-minute load average (/proc/loadavg) beside each figure.
 """
 
@@ -52,7 +60,7 @@ from gsv_triton.backend.pipeline import VoiceClonePipeline  # noqa: E402
 from gsv_triton.backend.requests import parse_request  # noqa: E402
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE, SAMPLES_PER_TOKEN  # noqa: E402
 
-STAGES = ("bert", "ssl", "vq_encode", "ref_encoder", "t2s", "sovits_decode")
+STAGES = ("bert", "ssl", "vq_encode", "speaker_encoder", "ref_encoder", "t2s", "sovits_decode")
 TORCH_THREADS = 2
 CONCURRENCY = 4
 READY_TIMEOUT_S = 900.0  # full-size models on 2 busy cores
@@ -97,6 +105,12 @@ class TorchBackend:
         self.torch = torch
         self.t2s = load_t2s(load_gpt(checkpoints / "gpt.ckpt"))
         self.sovits = load_synthesizer(load_sovits(checkpoints / "sovits.pth"))
+        if self.sovits.is_pro:
+            from gsv_export.checkpoints import load_sv
+            from gsv_export.demo import SV_FILE
+            from gsv_export.shared_steps import load_speaker_encoder
+
+            self.speaker = load_speaker_encoder(load_sv(checkpoints / SV_FILE))
         self.hubert = load_hubert(checkpoints / "chinese-hubert-base")
         self.bert = load_bert(checkpoints / "chinese-roberta-wwm-ext-large")
         self.times: dict[str, float] = defaultdict(float)  # only meaningful with one request at a time
@@ -122,8 +136,12 @@ class TorchBackend:
     def _vq_encode(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"codes": self.sovits.extract_codes(self._tensor(x["ssl"])).numpy()}
 
+    def _speaker_encoder(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"sv": self.speaker(self._tensor(x["fbank"])).numpy()}
+
     def _ref_encoder(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"ge": self.sovits.reference_embedding(self._tensor(x["spec"])).numpy()}
+        sv = self._tensor(x["sv"]) if "sv" in x else None
+        return {"ge": self.sovits.reference_embedding(self._tensor(x["spec"]), sv).numpy()}
 
     def _sovits_decode(self, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         t = self._tensor
@@ -297,8 +315,77 @@ def start_server(repo: Path, log_dir: Path):
     return server
 
 
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {load1():.2f}] {msg}", flush=True)
+
+
+def run_versions(args: argparse.Namespace) -> dict[str, object]:
+    """Triton only: --repo and every --versus repository side by side at concurrency 1 (see the module doc)."""
+    from gsv_triton.manifest import Manifest
+
+    repos = [args.repo, *args.versus]
+    names = [f"{Manifest.read(r).sovits_version} ({r.name})" for r in repos]
+    servers = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for i, repo in enumerate(repos):
+                (Path(tmp) / str(i)).mkdir()
+                servers.append(start_server(repo, Path(tmp) / str(i)))
+            sides = [TritonSide(server.http_endpoint) for server in servers]
+            _log("warm-up: 2 concurrent requests per server (both voice_clone instances)")
+            for side in sides:
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(side.request, [WARMUP_REFERENCE, WARMUP_REFERENCE]))
+            new: list[list[Timing]] = [[] for _ in repos]
+            for i in range(args.runs):
+                for name, side, timings in zip(names, sides, new, strict=True):
+                    timings.append(side.measured(C1_REFERENCES + i))
+                    _log(f"c=1 {name} run {i + 1}: {timings[-1].seconds:.2f} s")
+            cached: list[list[Timing]] = [[] for _ in repos]
+            for _ in range(max(1, args.cached_runs)):
+                for name, side, timings in zip(names, sides, cached, strict=True):
+                    timings.append(side.measured(WARMUP_REFERENCE))
+                    _log(f"c=1 {name} cached reference: {timings[-1].seconds:.2f} s")
+        finally:
+            for server in servers:
+                server.stop()
+    return {
+        "versions": {name: {"new_reference": summary(n), "cached_reference": summary(c)}
+                     for name, n, c in zip(names, new, cached, strict=True)},  # fmt: skip
+        "meta": {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cores": __import__("os").cpu_count(),
+                 "speech_seconds": SPEECH_SECONDS, "tokens": TOKENS, "repos": [str(r) for r in repos]},  # fmt: skip
+    }
+
+
+def report_versions(results: Mapping[str, object]) -> str:
+    """Markdown table of :func:`run_versions`: one column per repository, relative to the first."""
+    versions = results["versions"]
+    names = list(versions)
+    base = versions[names[0]]["new_reference"]["median_s"]
+    lines = [
+        f"Versions side by side through Triton, {SPEECH_SECONDS:g} s of speech ({TOKENS} tokens), concurrency 1, "
+        f"{results['meta']['date']}, {results['meta']['cores']} cores",
+        "",
+        "| medians | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+
+    def row(label: str, cell) -> None:
+        lines.append(f"| {label} | " + " | ".join(cell(versions[n]) for n in names) + " |")
+
+    row("latency s, new reference", lambda v: f"{v['new_reference']['median_s']:.2f}")
+    row(f"vs {names[0]}", lambda v: f"{v['new_reference']['median_s'] / base - 1:+.1%}")
+    row("RTF", lambda v: f"{v['new_reference']['rtf']:.3f}")
+    row("latency s, cached reference", lambda v: f"{v['cached_reference']['median_s']:.2f}")
+    row("a new reference costs s", lambda v: f"{v['new_reference']['median_s'] - v['cached_reference']['median_s']:.2f}")
+    for stage in (*STAGES, "frontends + glue"):
+        row(f"{stage} s", lambda v, s=stage: f"{v['new_reference']['stages_median_s'][s]:.3f}")
+    row("load average during runs", lambda v: f"{v['new_reference']['load'][0]:.2f}-{v['new_reference']['load'][1]:.2f}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
-    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')} load {load1():.2f}] {msg}", flush=True)  # noqa: E731
+    log = _log
     server = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.url is None:
@@ -411,10 +498,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoints",
         type=Path,
-        required=True,
         help="the checkpoints it was exported from (gpt.ckpt, sovits.pth, chinese-hubert-base/, "
-        "chinese-roberta-wwm-ext-large/)",
+        "chinese-roberta-wwm-ext-large/); not needed with --versus",
     )
+    parser.add_argument("--versus", type=Path, nargs="+", default=[],
+                        help="other repositories to measure beside --repo through Triton (no eager side)")
     parser.add_argument("--url", help="HTTP host:port of a running server (default: start one on free ports)")
     parser.add_argument("--runs", type=int, default=3, help="measured requests per side at concurrency 1")
     parser.add_argument("--cached-runs", type=int, default=1, help="Triton requests with the cached reference")
@@ -426,12 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
-    results = run(args)
+    if not args.versus and args.checkpoints is None:
+        parser.error("--checkpoints is required (unless --versus is given)")
+    results = run_versions(args) if args.versus else run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1), "utf-8")
     print()
-    print(report(results))
+    print(report_versions(results) if args.versus else report(results))
     return 0
 
 

@@ -16,8 +16,9 @@ import torch
 from gsv_export.onnx_utils import FP32_REL_TOL, ort_session, relative_error
 from gsv_export.sv_export import SPEAKER_ENCODER, export_speaker_encoder
 from gsv_triton.audio.fbank import SV_SAMPLE_RATE, num_frames, sv_fbank
+from gsv_triton.contract import SV_DIM, SV_MEL_BINS
 from gsv_triton.errors import InputError
-from gsv_triton.networks.eres2net import SV_DIM, SV_MEL_BINS, ERes2NetV2, speech_like_audio, sv_demo_init_
+from gsv_triton.networks.eres2net import ERes2NetV2, speech_like_audio, sv_demo_init_
 
 # Upstream key manifests (every key and shape of upstream's state dicts), copied beside the tests.
 MANIFEST = Path(__file__).resolve().parent / "data" / "keys_sv_eres2netv2w24s4ep4.json"

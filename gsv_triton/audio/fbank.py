@@ -19,10 +19,10 @@ from __future__ import annotations
 import kaldi_native_fbank as knf
 import numpy as np
 
+from gsv_triton.contract import SV_MEL_BINS
 from gsv_triton.errors import InputError
 
 SV_SAMPLE_RATE = 16_000
-SV_MEL_BINS = 80
 FRAME_LENGTH_SAMPLES = 400  # 25 ms at 16 kHz: the shortest input that gives one frame
 FRAME_SHIFT_SAMPLES = 160  # 10 ms
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SV_MEL_BINS = 80  # Kaldi fbank bins the network reads
-SV_DIM = 20480  # forward3's vector: (80 / 8) frequency rows x 2048 channels
+from gsv_triton.contract import SV_MEL_BINS
+
 SV_EMBEDDING = 192  # seg_1's output (unused by forward3)
 _RELU_CLIP = 20.0
 
