@@ -272,3 +272,25 @@ def test_kana_and_hangul_pieces_in_auto() -> None:
     # 日英混合 / 韩英混合: every non-English piece is read in the requested language, as upstream
     assert _pieces("今日は Hello 你好", "ja") == [("ja", "今日は "), ("en", "Hello "), ("ja", "你好")]
     assert _pieces("안녕 Hello", "韩英混合") == [("ko", "안녕 "), ("en", "Hello")]
+
+
+# --- warm-up -------------------------------------------------------------------------------------------------
+
+_WARM_UP_SCRIPT = r"""
+from gsv_triton.text import WARMUP_TEXTS, warm_up
+from gsv_triton.text import ja_g2p, ko_g2p
+
+assert set(WARMUP_TEXTS) == {"zh", "en", "ja", "ko", "yue"}
+assert warm_up(["zh", "en", "ja", "ko", "yue"], "v1") == ["zh", "en", "ja"]  # v1 reads no ko or yue
+assert ko_g2p._g2pk.cache_info().currsize == 0
+assert warm_up(["ja", "ko"], "v2") == ["ja", "ko"]
+# Open JTalk (with the user dictionary) and g2pk2 + MeCab are built: a request does not load them again
+assert ja_g2p._engine.cache_info().currsize == 1 and ko_g2p._g2pk.cache_info().currsize == 1
+print("OK")
+"""
+
+
+def test_warm_up_loads_ja_and_ko_once_and_skips_what_the_version_lacks() -> None:
+    result = subprocess.run([sys.executable, "-c", _WARM_UP_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "OK"
