@@ -212,6 +212,30 @@ def test_a_v1_gpt_with_a_pro_sovits_is_a_one_line_error(pro_checkpoints, tmp_pat
     assert "v1 GPT" in line
 
 
+def test_real_speaker_vectors_condition_the_exported_pipeline(pro_repositories, reference_audio) -> None:
+    """The exported networks with the demo init: two clips' speaker vectors (fbank -> speaker_encoder), the same
+    spectrogram, codes and noise -> the audio differs by a clear margin."""
+    from gsv_triton.audio import prepare_reference
+    from gsv_triton.audio.fbank import sv_fbank
+    from gsv_triton.audio.resample import resample
+    from gsv_triton.settings import Limits
+
+    for repo in pro_repositories.values():
+        backend = OrtBackend(repo)
+        clips = [prepare_reference(reference_audio(seed), Limits()) for seed in (1, 3)]
+        svs = [backend.infer("speaker_encoder", {"fbank": sv_fbank(resample(c.wav32k, 32000, 16000))[None]}, ["sv"])
+               ["sv"] for c in clips]  # fmt: skip
+        rng = np.random.default_rng(0)
+        codes, phones = rng.integers(0, 1024, (1, 30)), rng.integers(0, 732, (1, 14))
+        noise = rng.standard_normal((1, Manifest.read(repo).sovits.inter_channels, 60)).astype(np.float32)
+        audio = []
+        for sv in svs:
+            ge = backend.infer("ref_encoder", {"spec": clips[0].spectrogram[None], "sv": sv}, ["ge"])["ge"]
+            audio.append(backend.infer("sovits_decode", {"codes": codes, "phone_ids": phones, "ge": ge, "noise": noise,
+                                       "noise_scale": np.array([0.5], np.float32)}, ["audio"])["audio"])  # fmt: skip
+        assert float(np.std(audio[0] - audio[1]) / np.std(audio[0])) > 0.1
+
+
 # -- a real tritonserver and the gateway ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pro_repositories(pro_checkpoints, tmp_path_factory) -> dict[str, Path]:
