@@ -25,7 +25,7 @@ from conftest import CLI, CLI_TIMEOUT_S, DEMO_SEED, TritonEndpoints
 from gateway_fixtures import create_voice, start_gateway
 
 from gsv_export.checkpoints import SV_FILE_NAME, AttrDict, load_sovits, load_sv, save_sv
-from gsv_export.demo import SV_FILE, write_demo_gpt, write_demo_sovits
+from gsv_export.demo import SV_FILE, write_demo_gpt, write_demo_sovits, write_demo_sv
 from gsv_export.sovits_export import export_sovits
 from gsv_triton.backend.ort_backend import OrtBackend
 from gsv_triton.backend.pipeline import VoiceClonePipeline
@@ -82,6 +82,17 @@ def test_full_size_pro_files_are_upstreams_layout(tmp_path: Path, version: str) 
     assert ckpt.hparams["model"]["gin_channels"] == 1024
     gpt = write_demo_gpt(tmp_path / "gpt.ckpt", "tiny", version)
     assert gpt.read_bytes()[:2] == b"PK"
+
+
+@pytest.mark.slow
+def test_the_demo_sv_file_is_upstreams_layout(tmp_path: Path) -> None:
+    """A plain torch.save of the ERes2NetV2 state dict: every key and shape of the manifest, in order, and our
+    loader accepts it."""
+    path = write_demo_sv(tmp_path / SV_FILE)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    expected = json.loads((MANIFESTS / "keys_sv_eres2netv2w24s4ep4.json").read_text())
+    assert [(k, list(v.shape)) for k, v in raw.items()] == list(expected.items())
+    assert len(load_sv(path).state_dict) == 1001
 
 
 def test_the_structure_alone_tells_pro_from_proplus(tmp_path: Path) -> None:
