@@ -6,6 +6,10 @@ and Ogg/Opus through libopus), so no external tool is needed. The float -> int16
 
 Opus only runs at 8, 12, 16, 24 or 48 kHz: without a requested rate opus output is resampled to 48 kHz.
 MP3 runs at the MPEG-1/2/2.5 rates only (8 - 48 kHz, see :data:`MP3_RATES`).
+
+Two more formats serve upstream api_v2's ``media_type`` only (:data:`API_V2_FORMATS`): ``aac`` (AAC-LC in ADTS,
+FFmpeg's encoder through PyAV, as api_v2 pipes to ffmpeg) and ``ogg`` as api_v2 writes it, Ogg/Vorbis at the
+model's rate. They stay out of :data:`FORMATS`, so the other routes' ``response_format`` keeps its documented set.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from gsv_triton.audio.output import float_to_int16, pcm16_bytes, to_wav_bytes
+from gsv_triton.audio.output import aac_adts_bytes, float_to_int16, pcm16_bytes, to_wav_bytes
 from gsv_triton.audio.resample import resample
 from gsv_triton.errors import InputError
 
@@ -38,6 +42,10 @@ FORMATS = {
     "opus": AudioFormat("opus", "audio/ogg", "OGG", "OPUS"),
 }
 MEDIA_TYPES = tuple(f.media_type for f in FORMATS.values())
+AAC = AudioFormat("aac", "audio/aac", "ADTS", "AAC")  # encoded by PyAV, not libsndfile (which has no AAC)
+VORBIS = AudioFormat("vorbis", "audio/ogg", "OGG", "VORBIS")
+# api_v2's media_type -> format; "raw" is our headerless 16-bit pcm.
+API_V2_FORMATS = {"wav": FORMATS["wav"], "raw": FORMATS["pcm"], "ogg": VORBIS, "aac": AAC}
 # Other names clients use for the same formats.
 ALIASES = {"ogg": "opus", "wave": "wav", "raw": "pcm", "mpeg": "mp3"}
 DEFAULT_FORMAT = "wav"
@@ -108,6 +116,8 @@ def encode_audio(audio: np.ndarray, sample_rate: int, fmt: AudioFormat, rate: in
         data = to_wav_bytes(samples, rate, fmt.subtype)
     elif fmt.name == "pcm":
         data = pcm16_bytes(samples)
+    elif fmt.name == "aac":
+        data = aac_adts_bytes(samples, rate)
     else:
         buffer = io.BytesIO()
         source = float_to_int16(samples) if fmt.subtype == "PCM_16" else samples

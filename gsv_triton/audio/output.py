@@ -92,3 +92,29 @@ def to_wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -
     buffer = io.BytesIO()
     sf.write(buffer, data, sample_rate, format="WAV", subtype=subtype)
     return buffer.getvalue()
+
+
+AAC_BITRATE = 192_000  # api_v2's ffmpeg call (-b:a 192k)
+
+
+def aac_adts_bytes(audio: np.ndarray, sample_rate: int, bitrate: int = AAC_BITRATE) -> bytes:
+    """``audio`` (1-D float in [-1, 1]) as AAC-LC in an ADTS stream (``audio/aac``), the bytes api_v2's
+    ``media_type=aac`` answers with. FFmpeg's native AAC encoder through PyAV (the libraries ship inside the
+    ``av`` wheel), so no ``ffmpeg`` binary is needed. ADTS frames carry their own headers: streamed pieces
+    concatenate into a valid stream."""
+    import av  # imported here: only the aac output needs it
+
+    samples = np.ascontiguousarray(np.clip(np.ravel(audio), -1.0, 1.0), dtype=np.float32)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="adts") as container:
+        stream = container.add_stream("aac", rate=sample_rate)
+        stream.bit_rate = bitrate
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = 0
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):  # flush the encoder's delay
+            container.mux(packet)
+    return buffer.getvalue()
