@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     voice_dir: Path = Field(default_factory=default_voice_dir)
     # Bearer API keys, comma-separated; empty: the gateway is open (see README "Access").
     api_keys: str = ""
+    # api_v2's GET /control?command=exit stops the gateway only when the operator allows it (else 403).
+    allow_control_exit: bool = False
+    # The exported repository Triton serves (its gsv_manifest.json): api_v2's /set_gpt_weights and
+    # /set_sovits_weights compare a path with the checkpoints it was exported from (None: they answer 403).
+    model_repository: Path | None = None
 
     # -- input limits (the gateway's body cap; every rule inside Triton) ----------------------------------
     max_upload_bytes: int = Field(_DEFAULT_LIMITS.max_upload_bytes, gt=0)
