@@ -141,7 +141,7 @@ def split_text(params: TtsParams, limits: Limits) -> str:
     pieces = split_sentences(params.text, params.text_split_method, None, params.text_lang)
     joined = "\n".join(pieces)
     if len(joined) > limit:
-        raise InputError("text", f"is {len(joined)} characters once split into {len(pieces)} pieces by "
+        raise InputError("text", f"is {len(joined)} characters once split into {len(pieces)} piece{'s' * (len(pieces) != 1)} by "
                                  f"{params.text_split_method} (a mark ends each piece); the limit is {limit}", 413)  # fmt: skip
     return joined
 
