@@ -429,14 +429,23 @@ class VoiceClonePipeline:
                       index: int) -> dict[str, np.ndarray]:
         """``sovits_decode`` inputs of piece ``index``: only the piece's phones, noise from its own stream."""
         frames = frames_for_speed(len(tokens), request.speed)
-        rng = np.random.default_rng(derive_seed(request.seed, NOISE_STREAM, index))
         return {
             "codes": tokens[None, :].astype(np.int64),
             "phone_ids": row.phone_ids[None, :],
             "ge": reference.ge,
-            "noise": rng.standard_normal((1, self.config.inter_channels, frames), dtype=np.float32),
+            "noise": self.piece_noise(request.seed, index, 0, frames),
             "noise_scale": np.array([self.config.noise_scale], dtype=np.float32),
         }
+
+    def piece_noise(self, seed: int, index: int, start: int, frames: int) -> np.ndarray:
+        """[1, C, frames] host noise of piece ``index`` for latent frames ``[start, start + frames)``.
+
+        Drawn frame by frame (frame-major), so frame t's noise does not depend on how many frames the piece
+        has: a token-chunk stream decodes windows of a piece whose length is not known yet, with exactly the
+        noise the whole piece gets."""
+        rng = np.random.default_rng(derive_seed(seed, NOISE_STREAM, index))
+        drawn = rng.standard_normal((start + frames, self.config.inter_channels), dtype=np.float32)
+        return np.ascontiguousarray(drawn[start:].T[None])
 
     def decode(self, rows: Sequence[TextRow], tokens: Sequence[np.ndarray], reference: Reference,
                request: VoiceCloneRequest, stop: StopSignal = NEVER) -> list[np.ndarray]:

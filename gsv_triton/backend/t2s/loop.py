@@ -202,9 +202,12 @@ class T2SRunner:
         eos_enabled) as in :meth:`T2SBatch.from_inputs`; sampling settings apply to every row.
         ``eos_enabled=False`` never stops early (fixed token counts for benchmarks). ``should_stop``, called
         before every step, raises to abandon the request (its deadline passed, its client went away).
+        ``on_step(generated)``, called after every step with each row's tokens so far (rows that ended keep
+        their last list), lets a stream see tokens before the loop ends; it must not change them.
         """
         cfg = self.config
         should_stop = settings.pop("should_stop", None) or NEVER.check
+        on_step = settings.pop("on_step", None)
         batch = T2SBatch.from_inputs(phone_ids, bert, prompt_codes, eos=cfg.eos, **settings)
         max_new_tokens, eos_enabled = batch.max_new_tokens, batch.eos_enabled
         b, prompts = batch.rows, batch.prompts
@@ -233,6 +236,8 @@ class T2SRunner:
                                         eos=cfg.eos, suppress_eos=suppress)  # fmt: skip
             keep = record_step(tokens, stops, alive, generated, results, at_cap=idx == max_new_tokens - 1)
             seen[np.flatnonzero(keep), tokens[keep]] = True
+            if on_step is not None:
+                on_step(generated)
             if not keep.any():
                 break
             if not keep.all():
