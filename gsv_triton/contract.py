@@ -148,12 +148,21 @@ VOICE_CLONE = ModelContract(
 )  # fmt: skip
 VOICE_CLONE_STREAM = ModelContract(
     "voice_clone_stream",
-    SYNTHESIS_INPUTS,
     (
-        _t("audio", "FP32", (-1,), "one sentence piece followed by its 0.3 s of silence"),
+        *SYNTHESIS_INPUTS,
+        _t("chunk_tokens", "INT32", (1,), "token-chunk streaming: audio every this many semantic tokens (1-1500; "
+           "absent or 0: one response per sentence piece)", optional=True),
+        _t("overlap_tokens", "INT32", (1,), "token-chunk streaming: tokens held back and cross-faded at each join "
+           "(0 <= overlap < chunk_tokens, default 4)", optional=True),
+    ),
+    (
+        _t("audio", "FP32", (-1,), "one sentence piece followed by its 0.3 s of silence (with chunk_tokens: one "
+           "chunk of it; the piece's last chunk ends with the silence)"),
         _t("piece", "INT32", (1,), "the piece's index"),
         _t("pieces", "INT32", (1,), "how many pieces the request has"),
         SAMPLE_RATE, USED_SEED,
+        _t("semantic_tokens", "INT32", (-1,), "with chunk_tokens: the piece's semantic tokens, in its last chunk "
+           "only"),
     ),
     decoupled=True,
 )  # fmt: skip

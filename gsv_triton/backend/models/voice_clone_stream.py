@@ -1,4 +1,6 @@
-"""The ``voice_clone_stream`` model: ``voice_clone`` as a decoupled model, one response per sentence piece.
+"""The ``voice_clone_stream`` model: ``voice_clone`` as a decoupled model, one response per sentence piece, or
+with ``chunk_tokens`` one response per chunk of a piece's semantic tokens while T2S still runs
+(:mod:`gsv_triton.backend.token_stream`).
 
 Boundaries are the sentence pieces (api.py's ``cut_punc`` split): each response is a complete piece followed
 by its 0.3 s of silence, so the audio needs no overlap or cross-fade and the concatenation equals
@@ -10,15 +12,18 @@ a cancelled stream (the client went away) stops between steps, in ``t2s`` betwee
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.cancel import StopSignal, cancel_watch, parse_parameters, piece_timeout, signal_from_parameters
-from gsv_triton.errors import InputError
+from gsv_triton.backend.chunk_join import Chunking
+from gsv_triton.errors import InputError, UserError
 
-from .triton_io import exception_response, release_heap, response
+from .triton_io import exception_response, release_heap, request_inputs, response
 from .voice_clone import TritonPythonModel as VoiceCloneModel
 
 MODEL = "voice_clone_stream"
@@ -26,6 +31,31 @@ MODEL = "voice_clone_stream"
 
 class TritonPythonModel(VoiceCloneModel):
     """``voice_clone``'s inputs, parameters and pipeline (its ``initialize``), answered through a response sender."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.repo = Path(args["model_repository"]).resolve().parent
+        self._t2s = None  # the GPT graphs for token-chunk streams, loaded on the first one
+        self._t2s_lock = threading.Lock()
+
+    def _t2s_runner(self):
+        """``t2s``'s own ONNX graphs and loop in this process (the loop must hand out tokens before it ends)."""
+        with self._t2s_lock:
+            if self._t2s is None:
+                from gsv_triton.backend.ort_backend import configured_threads
+                from gsv_triton.backend.ort_session import create_session
+                from gsv_triton.backend.t2s.loop import T2SRunner
+
+                folder, threads = self.repo / "t2s" / "1", configured_threads(self.repo / "t2s" / "config.pbtxt")
+                try:
+                    self._t2s = T2SRunner(create_session(folder / "t2s_prefill.onnx", threads),
+                                          create_session(folder / "t2s_step.onnx", threads))  # fmt: skip
+                except UserError as exc:
+                    raise InputError("chunk_tokens", f"token-chunk streaming needs the t2s ONNX graphs, which this "
+                                     f"repository lacks ({exc}); send 0 for one response per piece",
+                                     status=422) from None  # fmt: skip
+                self.logger.log_info(f"{MODEL}: t2s graphs loaded for token-chunk streaming ({threads} threads)")
+            return self._t2s
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -48,6 +78,9 @@ class TritonPythonModel(VoiceCloneModel):
 
     def _stream(self, request, sender) -> None:
         parsed = self._parse(request)
+        extra = request_inputs(request, ("chunk_tokens", "overlap_tokens"))
+        chunking = Chunking.from_request(*(int(extra[n].ravel()[0]) if n in extra else None
+                                           for n in ("chunk_tokens", "overlap_tokens")))  # fmt: skip
         pieces = self.pipeline.split(parsed)
         if not pieces:  # (the client ends its stream after the last piece it was told about)
             raise InputError("text", "has nothing to read aloud")
@@ -63,6 +96,17 @@ class TritonPythonModel(VoiceCloneModel):
             def piece_stop() -> StopSignal:  # each piece gets the idle timeout from when it starts
                 return stop.with_deadline(time.time() + timeout if timeout else None)
 
+            if chunking.enabled:
+                from gsv_triton.backend.token_stream import synthesize_token_chunks
+
+                runner = self._t2s_runner()
+                for chunk in synthesize_token_chunks(self.pipeline, parsed, chunking, runner, pieces, piece_stop):
+                    outputs = {"audio": chunk.audio.astype(np.float32),
+                               "piece": np.array([chunk.piece], dtype=np.int32), **common}  # fmt: skip
+                    if chunk.tokens is not None:
+                        outputs["semantic_tokens"] = chunk.tokens.astype(np.int32)
+                    sender.send(response(outputs))
+                return
             for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed, pieces, piece_stop)):
                 outputs = {"audio": audio.astype(np.float32), "piece": np.array([index], dtype=np.int32), **common}
                 sender.send(response(outputs))
