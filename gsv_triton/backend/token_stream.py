@@ -64,6 +64,8 @@ def synthesize_token_chunks(pipeline: VoiceClonePipeline, request: VoiceCloneReq
         cap = min(request.max_new_tokens, budget.tokens_left() + 2)
         inputs["max_new_tokens"] = np.array([cap], dtype=np.int32)
         known = np.zeros(0, dtype=np.int64)  # the tokens the windows decode
+        # ignore_eos rows always end at the cap, where upstream's rule drops the first token: drop it up front.
+        drop = 1 if request.ignore_eos else 0
         current = [known]  # what the window decoder reads (the loop rebinds known)
 
         def window(lo: int, hi: int, row: TextRow = row, index: int = index, stop: StopSignal = piece_stop,
@@ -80,7 +82,7 @@ def synthesize_token_chunks(pipeline: VoiceClonePipeline, request: VoiceCloneReq
                 prefix = len(tokens) >= len(known) and np.array_equal(tokens[: len(known)], known)
                 known = current[0] = tokens if prefix else np.concatenate([known, tokens[-1:]])
                 break
-            known = current[0] = tokens
+            known = current[0] = tokens[drop:]
             if joiner.ready(len(known)):
                 yield StreamChunk(index, joiner.push(len(known)), None)
         budget.spend(len(final_tokens))
