@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
-from gsv_triton.contract import VOICE_CONVERT, VOICE_ENCODE
+from gsv_triton.contract import VOICE_CLONE_STREAM, VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import Settings
 
@@ -24,8 +25,25 @@ from .offload import INLINE_MAX_SAMPLES, run_cpu
 from .triton import StreamPiece, Synthesis, TritonVoiceClone
 from .validation import CloneFields, build_tensors, contract_tensors
 
+# Token-chunk streams' default chunk: 1 s of speech (GSV-TTS-Lite's 25 tokens; perf/README.md measures it).
+DEFAULT_CHUNK_TOKENS = 25
 # Encoders cheap enough per sample to run inline for short audio (the lossy ones take ~15 ms per second).
 INLINE_FORMATS = ("wav", "pcm")
+
+
+@dataclass(frozen=True)
+class StreamChunking:
+    """Token-chunk streaming settings of a stream (``voice_clone_stream``'s ``chunk_tokens``/``overlap_tokens``).
+
+    ``chunk_tokens`` 0 streams per sentence piece; ``overlap_tokens`` None takes the model's default (4).
+    Semantic tokens are 25 per second of speech."""
+
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int | None = None
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        values = {"chunk_tokens": self.chunk_tokens, "overlap_tokens": self.overlap_tokens}
+        return contract_tensors(VOICE_CLONE_STREAM, values)
 
 
 class VoiceCloneService:
@@ -51,12 +69,21 @@ class VoiceCloneService:
         return result
 
     async def stream(
-        self, fields: CloneFields, request_id: str, names: Mapping[str, str]
+        self, fields: CloneFields, request_id: str, names: Mapping[str, str], chunking: StreamChunking | None = None
     ) -> AsyncIterator[StreamPiece]:
-        """voice_clone_stream's pieces of ``fields`` as they come."""
+        """voice_clone_stream's responses for ``fields`` as they come: one per sentence piece, or with
+        ``chunking.chunk_tokens > 0`` one per chunk of a piece's semantic tokens while T2S still runs (the
+        concatenated audio equals the unstreamed answer's within the quality rule of perf/README.md, the
+        tokens exactly). The entry point of every streaming route (``/v1/voice-clone/stream``, OpenAI
+        ``stream=true``, api_v2 ``streaming_mode``): the model checks the chunk settings and its InputError
+        names ``chunk_tokens`` / ``overlap_tokens`` under the route's names. Closing the iterator (the client
+        went away) cancels the gRPC call, which stops the generation."""
+        tensors = build_tensors(fields, self.settings)
+        if chunking is not None:
+            tensors.update(chunking.tensors())
         async with self.admission.slot():
             with client_names(names):
-                async for piece in self.triton.stream(build_tensors(fields, self.settings), request_id):
+                async for piece in self.triton.stream(tensors, request_id):
                     self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
                     yield piece
 

@@ -36,6 +36,7 @@ from gsv_triton.contract import (
     DEADLINE_PASSED,
     PIECE_TIMEOUT_PARAMETER,
     VOICE_CLONE,
+    VOICE_CLONE_STREAM,
     VOICE_CONVERT,
     VOICE_ENCODE,
 )
@@ -46,7 +47,9 @@ from .models import ModelState, TritonHealth
 
 # Every input the gateway may send, by name: the tensor contract of the models it calls.
 INPUT_SPECS = {
-    spec.name: spec for contract in (VOICE_CLONE, VOICE_CONVERT, VOICE_ENCODE) for spec in contract.inputs
+    spec.name: spec
+    for contract in (VOICE_CLONE, VOICE_CONVERT, VOICE_ENCODE, VOICE_CLONE_STREAM)
+    for spec in contract.inputs
 }
 OUTPUTS = ("audio", "sample_rate", "used_seed")
 # Triton's HTTP statuses, as the gRPC status names the error table uses.
@@ -72,17 +75,20 @@ log = logging.getLogger("gsv_gateway.triton")
 
 @dataclass(frozen=True)
 class StreamPiece:
-    """One response of voice_clone_stream: a sentence piece followed by its silence."""
+    """One response of voice_clone_stream: a sentence piece followed by its silence, or (token-chunk streams) a
+    chunk of piece ``index``; ``piece_done`` marks a piece's last response (its audio ends with the silence)."""
 
     audio: np.ndarray  # float32 [N]
     index: int
     pieces: int
     sample_rate: int
     seed: int
+    piece_done: bool = True
+    tokens: np.ndarray | None = None  # token-chunk streams: the piece's semantic tokens, with its last chunk
 
     @property
     def last(self) -> bool:
-        return self.index + 1 >= self.pieces
+        return self.piece_done and self.index + 1 >= self.pieces
 
 
 @dataclass(frozen=True)
@@ -160,11 +166,14 @@ class TritonVoiceClone:
         """Run voice_clone_stream (gRPC bidirectional stream): its pieces as they arrive.
 
         The model names the number of pieces in every response, so the stream ends after the last one
-        (no empty final response is needed). A Triton error raises the same domain errors as :meth:`synthesize`.
+        (no empty final response is needed); with ``chunk_tokens`` in ``tensors`` (> 0) a piece ends with the
+        response that carries its ``semantic_tokens``. A Triton error raises the same domain errors as
+        :meth:`synthesize`.
         """
         from grpc.aio import AioRpcError
         from tritonclient.utils import InferenceServerException
 
+        chunked = int(np.asarray(tensors.get("chunk_tokens", 0)).ravel()[0]) > 0
         request = {"model_name": STREAM_MODEL, "inputs": self._inputs(tensors), "request_id": request_id,
                    "parameters": {PIECE_TIMEOUT_PARAMETER: self.timeout_s}}  # fmt: skip
 
@@ -186,12 +195,15 @@ class TritonVoiceClone:
                     ) from None
                 if error is not None:
                     raise self._stream_error(error.message() or str(error))
+                tokens = result.as_numpy("semantic_tokens") if chunked else None
                 piece = StreamPiece(
                     audio=result.as_numpy("audio"),
                     index=int(result.as_numpy("piece")[0]),
                     pieces=int(result.as_numpy("pieces")[0]),
                     sample_rate=int(result.as_numpy("sample_rate")[0]),
                     seed=_seed(result.as_numpy("used_seed")),
+                    piece_done=not chunked or tokens is not None,
+                    tokens=tokens,
                 )
                 yield piece
                 if piece.last:

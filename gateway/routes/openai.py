@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.audio.formats import MEDIA_TYPES, check_output
@@ -22,9 +23,10 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
 from ..models import ErrorResponse, ModelCard, ModelList, SpeechRequest, SpeechVoice
-from ..service import VoiceCloneService, audio_headers, encode_result
+from ..service import DEFAULT_CHUNK_TOKENS, StreamChunking, VoiceCloneService, audio_headers, encode_result
 from ..validation import OPENAI_FIELDS, CloneFields
 from ..voices import ID_PREFIX, Voice, VoiceNotFound, VoiceStore, load_voice
+from .stream import STREAM_FORMATS, stream_response
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -61,16 +63,29 @@ async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
     return await load_voice(store, matches[0].id, "voice")
 
 
+class StreamingSpeechRequest(SpeechRequest):
+    """OpenAI's request plus ``stream`` (this gateway's extension): audio while the model still generates."""
+
+    stream: bool = Field(False, description="true: chunked wav, or pcm with sample_rate 32000, while T2S runs")
+    chunk_tokens: int | None = Field(None, description="with stream: semantic tokens per chunk (default 25 = 1 s)")
+    overlap_tokens: int | None = Field(None, description="with stream: tokens cross-faded at each join (default 4)")
+
+
 @router.post("/v1/audio/speech", response_class=Response, responses=SPEECH_RESPONSES)
 async def speech(
     request: Request,
-    body: SpeechRequest,
+    body: StreamingSpeechRequest,
     service: Annotated[VoiceCloneService, Depends(get_service)],
     voices: Annotated[VoiceStore, Depends(get_voices)],
 ) -> Response:
     """OpenAI's text-to-speech request, answered with the audio bytes."""
     if body.model not in MODEL_IDS:
         raise InputError("model", f"unknown model {body.model!r}; use one of {', '.join(MODEL_IDS)} (GET /v1/models)")
+    if not body.stream and (body.chunk_tokens is not None or body.overlap_tokens is not None):
+        raise InputError("chunk_tokens" if body.chunk_tokens is not None else "overlap_tokens",
+                         "applies to streams only: send stream=true")  # fmt: skip
+    if body.stream:
+        return await _stream_speech(request, body, service, voices)
     name = body.response_format or OPENAI_DEFAULT_FORMAT
     rate = body.sample_rate
     if rate is None and name.strip().lower() == "pcm":
@@ -83,3 +98,23 @@ async def speech(
     encoded = await encode_result(result, fmt, rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
     return Response(encoded.data, media_type=encoded.media_type, headers=headers)
+
+
+async def _stream_speech(
+    request: Request, body: StreamingSpeechRequest, service: VoiceCloneService, voices: VoiceStore
+) -> StreamingResponse:
+    """``stream=true``: token-chunk audio as it is made (wav with an unknown-length header, or 32 kHz pcm)."""
+    name = (body.response_format or "wav").strip().lower()
+    if name not in STREAM_FORMATS:
+        raise InputError("response_format", f"a stream is wav or pcm, got {body.response_format!r}")
+    if (body.sample_rate or (None if name == "wav" else OPENAI_PCM_RATE)) not in (None, OUTPUT_SAMPLE_RATE):
+        raise InputError("sample_rate", f"a stream is sent at the model's {OUTPUT_SAMPLE_RATE} Hz: send sample_rate "
+                         f"{OUTPUT_SAMPLE_RATE} (pcm streams are not resampled to OpenAI's 24 kHz)")  # fmt: skip
+    voice = await _voice(voices, body.voice)
+    fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
+                         voice=voice.features)  # fmt: skip
+    chunking = StreamChunking(DEFAULT_CHUNK_TOKENS if body.chunk_tokens is None else body.chunk_tokens,
+                              body.overlap_tokens)  # fmt: skip
+    headers = {"X-Voice-Id": voice.info.id}
+    return await stream_response(service.stream(fields, request_id_of(request), OPENAI_FIELDS, chunking), name,
+                                 request_id_of(request), headers)  # fmt: skip

@@ -6,6 +6,10 @@ Backed by the decoupled ``voice_clone_stream`` model over one gRPC stream. The s
 Chunk boundaries are the sentence pieces: every chunk is a whole piece followed by its 0.3 s of silence, so
 nothing is cross-faded and the concatenation equals ``/v1/voice-clone``'s audio for the same seed.
 
+With ``chunk_tokens`` (> 0; ``overlap_tokens`` optional) the audio comes in chunks of about that many semantic
+tokens (25 per second of speech) while T2S still runs, cross-faded inside Triton (``voice_clone_stream``): the
+tokens equal the unstreamed request's, the audio meets the quality rule of perf/README.md.
+
 The status line waits for the first piece: a bad input or Triton being down still gets its JSON 4xx/5xx.
 A failure after that can no longer change the status; the connection is then closed without the final chunk,
 which HTTP clients report as an incomplete body.
@@ -14,7 +18,7 @@ which HTTP clients report as an incomplete body.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -28,7 +32,8 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 from ..errors import request_id_of
 from ..forms import SynthesisForm, parse_form, read_form
 from ..models import ErrorResponse
-from ..service import VoiceCloneService
+from ..service import StreamChunking, VoiceCloneService
+from ..triton import StreamPiece
 from ..validation import FORM_FIELDS
 from .voice_clone import clone_fields
 
@@ -39,7 +44,10 @@ STREAM_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm"}
 BITS = 16
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 415, 422, 500, 503, 504)}
 RESPONSES = {
-    200: {"content": {m: {} for m in STREAM_FORMATS.values()}, "description": "chunked audio, one chunk per piece"},
+    200: {
+        "content": {m: {} for m in STREAM_FORMATS.values()},
+        "description": "chunked audio, one chunk per piece (or per token chunk)",
+    },
     **ERRORS,
 }
 
@@ -49,13 +57,21 @@ class StreamForm(SynthesisForm):
 
     response_format: str | SkipJsonSchema[None] = Field(None, description="wav (default) or pcm")
     sample_rate: int | SkipJsonSchema[None] = Field(None, description="only 32000 (the model's rate)")
+    chunk_tokens: int | SkipJsonSchema[None] = Field(
+        None,
+        description="audio every this many semantic tokens while T2S runs (1-1500, 25 = 1 s); 0 or absent: "
+        "one chunk per sentence piece",
+    )
+    overlap_tokens: int | SkipJsonSchema[None] = Field(
+        None, description="with chunk_tokens: tokens cross-faded at each join (0 <= overlap < chunk_tokens, default 4)"
+    )
 
 
 @router.post(
     "/v1/voice-clone/stream", response_class=StreamingResponse, responses=RESPONSES, openapi_extra=StreamForm.openapi()
 )
 async def voice_clone_stream(request: Request) -> StreamingResponse:
-    """/v1/voice-clone's synthesis, streamed piece by piece (see the module docstring)."""
+    """/v1/voice-clone's synthesis, streamed piece by piece or in token chunks (see the module docstring)."""
     form = parse_form(StreamForm, await read_form(request))
     name = (form.response_format or "wav").strip().lower()
     if name not in STREAM_FORMATS:
@@ -67,8 +83,19 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
     service: VoiceCloneService = request.app.state.service
     fields = await clone_fields(service, request.app.state.voices, form)
     request_id = request_id_of(request)
-    pieces = service.stream(fields, request_id, FORM_FIELDS)
-    first = await anext(pieces)  # errors before any audio still get their status and JSON body
+    chunking = StreamChunking(form.chunk_tokens or 0, form.overlap_tokens) if form.chunk_tokens is not None else None
+    if chunking is None and form.overlap_tokens is not None:
+        raise InputError("overlap_tokens", "needs chunk_tokens (> 0): it is the overlap of token chunks")
+    pieces = service.stream(fields, request_id, FORM_FIELDS, chunking)
+    return await stream_response(pieces, name, request_id)
+
+
+async def stream_response(
+    pieces: AsyncIterator[StreamPiece], name: str, request_id: str, headers: Mapping[str, str] | None = None
+) -> StreamingResponse:
+    """The chunked response of a stream's responses (``name``: wav or pcm). Waits for the first one, so errors
+    before any audio still get their status and JSON body."""
+    first = await anext(pieces)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -83,6 +110,6 @@ async def voice_clone_stream(request: Request) -> StreamingResponse:
         finally:
             await pieces.aclose()
 
-    headers = {"X-Sample-Rate": str(first.sample_rate), "X-Seed": str(first.seed), "X-Pieces": str(first.pieces),
-               "Cache-Control": "no-store"}  # fmt: skip
-    return StreamingResponse(body(), media_type=STREAM_FORMATS[name], headers=headers)
+    all_headers = {"X-Sample-Rate": str(first.sample_rate), "X-Seed": str(first.seed), "X-Pieces": str(first.pieces),
+                   "Cache-Control": "no-store", **(headers or {})}  # fmt: skip
+    return StreamingResponse(body(), media_type=STREAM_FORMATS[name], headers=all_headers)
