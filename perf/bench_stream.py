@@ -8,6 +8,17 @@ the two alternating in each client thread.
     .venv/bin/python perf/bench_stream.py --triton-grpc 127.0.0.1:8001 --triton-http 127.0.0.1:8000 --concurrency 1 4
 
 ``--model-repository`` installs the extra models (voice_clone_stream, ...) into that repository first.
+
+``--token-chunks`` (issue 15): one 40-character zh sentence (one piece), three variants interleaved in every
+round: the token-chunk stream (``chunk_tokens``), the per-piece stream, the unstreamed request; time to the first
+audio byte and to the end, with the 1-minute load average at each request (a shared host)::
+
+    .venv/bin/python perf/bench_stream.py --model-repository artifacts/repository-full-v2 --token-chunks \
+        --max-new-tokens 1500 --requests 5 --concurrency 1
+
+``--quality REPO`` (no server): the joined token-chunk stream against the unstreamed audio of the same seeded
+request, in-process, per chunk size: tokens identical?, SNR over the clip, largest step at a join against the
+99.9th percentile of the unstreamed audio's sample-to-sample steps, decoder seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ import numpy as np
 from bench_gateway import PROMPT, SEED, TIMEOUT_S, add_stack_arguments, gateway_stack, reference_clip
 
 TEXT = "你好，这是第一句。这是第二句话，还有一点。最后是第三句！然后再说一句。"
+SENTENCE = "今天天气很好，我们一起去公园散步吧，顺便看看湖边的风景和花草树木，心情变得愉快。"  # 40 characters
+VARIANTS = ("token-chunk stream", "per-piece stream", "unstreamed")
 CUT = "，。！"
 WARMUP = 2
 
@@ -63,9 +76,115 @@ def run(url: str, requests: int, concurrency: int) -> dict[str, list[float]]:
     return times
 
 
+def _timed(http: httpx.Client, url: str, variant: str, form: dict, reference: bytes,
+           chunk_tokens: int) -> tuple[float, float]:  # fmt: skip
+    """(first audio byte, end) in seconds of one request of ``variant``."""
+    files = {"audio": ("ref.wav", reference)}
+    start = time.perf_counter()
+    if variant == "unstreamed":
+        http.post(f"{url}/v1/voice-clone", data=form, files=files).raise_for_status()
+        end = time.perf_counter() - start
+        return end, end
+    data = {**form, "chunk_tokens": str(chunk_tokens)} if variant == "token-chunk stream" else form
+    first = None
+    with http.stream("POST", f"{url}/v1/voice-clone/stream", data=data, files=files) as response:
+        response.raise_for_status()
+        for raw in response.iter_raw():
+            if first is None and len(raw) > 44:  # past the WAV header: audio
+                first = time.perf_counter() - start
+    end = time.perf_counter() - start
+    return first or end, end
+
+
+def run_token_chunks(url: str, requests: int, concurrency: int, chunk_tokens: int) -> dict[str, list[tuple]]:
+    """{variant: [(first byte s, end s, load), ...]}, the variants interleaved in each client's rounds."""
+    form = {"text": SENTENCE, "text_language": "zh", "prompt_text": PROMPT, "prompt_language": "zh",
+            "seed": str(SEED), "cut_punc": ""}  # fmt: skip
+    reference = reference_clip()
+    times: dict[str, list[tuple]] = {v: [] for v in VARIANTS}
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        http = httpx.Client(timeout=TIMEOUT_S)
+        for i in range(requests + 1):  # round 0 warms up
+            for k in range(len(VARIANTS)):
+                variant = VARIANTS[(k + i + offset) % len(VARIANTS)]  # rotate the order round by round
+                first, end = _timed(http, url, variant, form, reference, chunk_tokens)
+                if i:
+                    with lock:
+                        times[variant].append((first, end, os.getloadavg()[0]))
+        http.close()
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times
+
+
+def token_chunk_table(gateway_url: str, args: argparse.Namespace) -> list[str]:
+    lines = [f"Token-chunk streaming, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.node()} "
+             f"({os.cpu_count()} cores); {len(SENTENCE)}-character zh sentence, one piece, chunk_tokens "
+             f"{args.chunk_tokens}, {args.requests} measured rounds per client", "",
+             "| concurrency | variant | first audio p50 ms | total p50 ms | total / unstreamed | load (min-max) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for concurrency in args.concurrency:
+        times = run_token_chunks(gateway_url, args.requests, concurrency, args.chunk_tokens)
+        base = float(np.median([t[1] for t in times["unstreamed"]]))
+        for variant, rows in times.items():
+            first, total = (1000 * float(np.median([r[i] for r in rows])) for i in (0, 1))
+            loads = [r[2] for r in rows]
+            lines.append(f"| {concurrency} | {variant} | {first:.0f} | {total:.0f} | {total / 1000 / base:.2f} | "
+                         f"{min(loads):.1f}-{max(loads):.1f} |")  # fmt: skip
+    return lines
+
+
+def quality_table(repo: str, chunk_sizes: list[int], overlap: int) -> list[str]:
+    """The quality rule per chunk size, in-process (onnxruntime, no Triton)."""
+    from gsv_triton.backend.chunk_join import Chunking, join_quality
+    from gsv_triton.backend.ort_backend import OrtBackend
+    from gsv_triton.backend.pipeline import VoiceClonePipeline
+    from gsv_triton.backend.requests import VoiceCloneRequest
+    from gsv_triton.backend.token_stream import synthesize_token_chunks
+
+    backend = OrtBackend(repo)
+    pipeline = VoiceClonePipeline.from_repository(backend, repo)
+    request = VoiceCloneRequest(text=SENTENCE, text_language="zh", prompt_text=PROMPT, prompt_language="zh",
+                                reference_audio=reference_clip(), seed=SEED)  # fmt: skip
+    full = pipeline.synthesize(request)
+    lines = [f"Quality, {time.strftime('%Y-%m-%d %H:%M')}, {repo}, {len(SENTENCE)} characters, "
+             f"{len(full.tokens)} tokens, overlap_tokens {overlap}", "",
+             "| chunk_tokens | chunks | tokens identical | SNR dB | largest join step | normal step (p99.9) | load |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for chunk in chunk_sizes:
+        chunks = list(synthesize_token_chunks(pipeline, request, Chunking.from_request(chunk, overlap), backend.t2s))
+        tokens = np.concatenate([c.tokens for c in chunks if c.tokens is not None])
+        audio = np.concatenate([c.audio for c in chunks])
+        quality = join_quality(audio, full.audio, list(np.cumsum([len(c.audio) for c in chunks])[:-1]))
+        lines.append(f"| {chunk} | {len(chunks)} | {np.array_equal(tokens, full.tokens)} | {quality.snr_db:.1f} | "
+                     f"{quality.max_join_step:.3f} | {quality.normal_step:.3f} | {os.getloadavg()[0]:.1f} |")  # fmt: skip
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        import sys
+
+        argv = sys.argv[1:]
+    if argv[:1] == ["--quality"]:
+        quality = argparse.ArgumentParser(description="the token-chunk quality rule, in-process")
+        quality.add_argument("--quality", required=True, metavar="REPO")
+        quality.add_argument("--chunk-tokens", type=int, nargs="+", default=[10, 25, 50])
+        quality.add_argument("--overlap-tokens", type=int, default=4)
+        q = quality.parse_args(argv)
+        print("\n".join(quality_table(q.quality, q.chunk_tokens, q.overlap_tokens)))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser, " that serves voice_clone_stream")
+    parser.add_argument("--token-chunks", action="store_true", help="the token-chunk table (issue 15)")
+    parser.add_argument("--chunk-tokens", type=int, default=25)
     parser.add_argument("--requests", type=int, default=20, help="measured requests per client (default 20)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args(argv)
@@ -75,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
              "| concurrency | load | first byte p50 ms | end of stream p50 ms | full response p50 ms | first byte / full |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     with gateway_stack(args, "bench_stream", extra_models=True) as (gateway, _):
+        if args.token_chunks:
+            print("\n".join(token_chunk_table(gateway.url, args)))
+            return 0
         for concurrency in args.concurrency:
             times = run(gateway.url, args.requests, concurrency)
             p50 = {k: 1000 * float(np.median(v)) for k, v in times.items()}
