@@ -21,8 +21,7 @@ MAX_FRAGMENT_INTERVAL = 10.0  # seconds of silence between pieces; more is a typ
 MAX_AUX_REFERENCES = 8  # each one is a voice_encode call
 # v3/v4-only settings: accepted at upstream's default, refused otherwise (no model we serve uses them).
 DEFAULT_SAMPLE_STEPS = 32
-DEFAULT_OVERLAP_LENGTH = 2
-DEFAULT_MIN_CHUNK_LENGTH = 16
+DEFAULT_MIN_CHUNK_LENGTH = 16  # api_v2's default: semantic tokens per chunk of streaming_mode 2/3
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 STREAMING_MODES = "0, 1, 2, 3, true or false"
@@ -48,7 +47,7 @@ class TtsParams:
     media_type: str = "wav"
     streaming_mode: int = 0  # 0 whole file, 1 per piece, 2/3 token chunks (see gateway/routes/api_v2.py)
     repetition_penalty: float | None = None
-    overlap_length: int = DEFAULT_OVERLAP_LENGTH
+    overlap_length: int | None = None  # None: the stream model's own overlap (api_v2's 2 is not sent for it)
     min_chunk_length: int = DEFAULT_MIN_CHUNK_LENGTH
     # Accepted and without effect here (see gateway/README.md "api_v2 drop-in"): recorded for the log only.
     ignored: dict[str, object] = field(default_factory=dict)
@@ -225,7 +224,7 @@ def parse_tts(values: Mapping[str, object]) -> TtsParams:
         media_type=media_type,
         streaming_mode=streaming_mode_value(values),
         repetition_penalty=number_value(values, "repetition_penalty"),
-        overlap_length=DEFAULT_OVERLAP_LENGTH if overlap is None else overlap,
+        overlap_length=overlap,
         min_chunk_length=DEFAULT_MIN_CHUNK_LENGTH if min_chunk is None else min_chunk,
         ignored=ignored,
     )

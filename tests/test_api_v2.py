@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import av
@@ -39,7 +40,7 @@ def test_defaults_are_api_v2s() -> None:
     assert (params.text_lang, params.prompt_lang) == ("zh", "zh")  # lowered, as api_v2 does
     assert params.text_split_method == "cut5" and params.media_type == "wav" and params.streaming_mode == 0
     assert params.fragment_interval == 0.3 and params.seed is None and params.aux_ref_audio_paths == ()
-    assert (params.overlap_length, params.min_chunk_length) == (2, 16)
+    assert (params.overlap_length, params.min_chunk_length) == (None, 16)  # None: the stream model's overlap
 
 
 @pytest.mark.parametrize("missing", ["text", "text_lang", "prompt_lang"])
@@ -211,6 +212,7 @@ MAX_NEW_TOKENS = 40
 TIMEOUT_S = 120.0
 PROMPT = "参考音频文字"
 SEED = 7
+TINY_MIN_SNR_DB = 12.0  # tests/test_token_stream.py's bound for the tiny random models
 
 
 @pytest.fixture(scope="module")
@@ -268,13 +270,13 @@ def test_media_types_decode(gateway) -> None:
     assert post.status_code == 200 and post.content == wav.content
 
 
-def _stream(url: str, **fields: object) -> tuple[list[bytes], dict[str, str]]:
+def _stream(url: str, **fields: object) -> tuple[list[bytes], Mapping[str, str]]:
     import requests
 
     with requests.get(f"{url}/tts", params=_query(**fields), stream=True, timeout=TIMEOUT_S) as response:
         assert response.status_code == 200, response.text
         chunks = [chunk for chunk in response.iter_content(chunk_size=None) if chunk]
-        return chunks, dict(response.headers)
+        return chunks, response.headers
 
 
 @pytest.mark.slow
@@ -285,10 +287,21 @@ def test_streaming_modes(gateway) -> None:
     assert headers["Content-Type"] == "audio/wav" and headers["X-Pieces"] == "3"
     body = b"".join(chunks)
     assert body[:4] == b"RIFF" and body[44:] == whole[44:]  # the stream joins to the whole file's samples
-    # streaming_mode 2 and 3 (token chunks) are served per sentence piece until the stream model takes a chunk
-    # size: exactly what mode 1 serves
+    # streaming_mode 2 and 3: voice_clone_stream's token chunks (min_chunk_length tokens each, overlap_length
+    # cross-faded). The tokens are the unstreamed ones, so the length is the same and the audio close to it
+    full = np.frombuffer(whole[44:], "<i2").astype(np.float64)
+    modes = {}
     for mode in ("2", "3"):
-        assert b"".join(_stream(gateway.url, text=text, streaming_mode=mode)[0]) == body
+        chunks_, headers_ = _stream(gateway.url, text=text, streaming_mode=mode, min_chunk_length=8, overlap_length=2)
+        modes[mode] = b"".join(chunks_)
+        assert headers_["Content-Type"] == "audio/wav" and modes[mode][:4] == b"RIFF"
+        streamed = np.frombuffer(modes[mode][44:], "<i2").astype(np.float64)
+        assert streamed.size == full.size
+        snr_db = 10 * np.log10(np.sum(full**2) / max(np.sum((full - streamed) ** 2), 1e-9))
+        assert snr_db >= TINY_MIN_SNR_DB, (mode, snr_db)
+    assert modes["2"] == modes["3"]  # one chunk rule here (api_v2's mute-token cuts of mode 2 are not ours)
+    bad = _tts(gateway.url, text=text, streaming_mode=2, min_chunk_length=8, overlap_length=8)
+    assert bad.status_code == 400 and bad.json()["field"] == "overlap_length", bad.text
     raw_chunks, raw_headers = _stream(gateway.url, text=text, streaming_mode=1, media_type="raw")
     assert raw_headers["Content-Type"] == "audio/raw" and b"".join(raw_chunks) == whole[44:]
     aac_chunks, _ = _stream(gateway.url, text=text, streaming_mode=1, media_type="aac")

@@ -7,8 +7,8 @@ the rule). What maps where (gateway/README.md, "api_v2 drop-in", has the table):
 
 * the text is split here with api_v2's ``text_split_method`` (cut0..cut5, :func:`split_sentences`) and sent
   with ``cut_punc=""``, so ``voice_clone`` takes the pieces as they are (one per line);
-* ``streaming_mode`` 0 is one ``voice_clone`` call, 1 the per-piece stream of ``voice_clone_stream``; 2 and 3
-  (token chunks) are served per piece until the stream model takes a chunk size (see :func:`_pieces`);
+* ``streaming_mode`` 0 is one ``voice_clone`` call, 1 the per-piece stream of ``voice_clone_stream``, 2 and 3
+  its token-chunk stream (``min_chunk_length`` tokens a chunk, ``overlap_length`` cross-faded; see :func:`_pieces`);
 * ``fragment_interval`` other than the model's 0.3 s re-spaces the pieces of ``voice_clone_stream``, which are
   the same audio as ``voice_clone``'s for the same seed;
 * ``aux_ref_audio_paths`` average their ``ge`` with the main reference's (gateway/api_v2_refs.py).
@@ -42,7 +42,7 @@ from ..api_v2_weights import check_weights
 from ..errors import GatewayError, ServiceUnavailable, request_id_of
 from ..models import ErrorResponse
 from ..references import load_default_reference
-from ..service import VoiceCloneService, audio_headers, encode_result
+from ..service import StreamChunking, VoiceCloneService, audio_headers, encode_result
 from ..triton import StreamPiece, Synthesis
 from ..validation import CloneFields
 
@@ -52,7 +52,8 @@ log = logging.getLogger("gsv_gateway.api_v2")
 # Triton's errors name tensors; api_v2 clients know these fields by api_v2's names.
 API_V2_FIELDS: Mapping[str, str] = {
     "reference_audio": "ref_audio_path", "text_language": "text_lang", "prompt_language": "prompt_lang",
-    "speed": "speed_factor", "cut_punc": "text_split_method",
+    "speed": "speed_factor", "cut_punc": "text_split_method", "chunk_tokens": "min_chunk_length",
+    "overlap_tokens": "overlap_length",
 }  # fmt: skip
 BITS = 16
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 403, 413, 415, 422, 500, 503, 504)}
@@ -171,21 +172,28 @@ async def _clone_fields(request: Request, params: TtsParams, service: VoiceClone
 
 
 def respaced(piece: StreamPiece, interval: float) -> np.ndarray:
-    """A stream piece (the piece, then the model's 0.3 s of zeros) with ``interval`` seconds of silence instead."""
+    """A stream response with ``interval`` seconds of silence instead of the model's 0.3 s after its piece
+    (only a piece's last response ends with that silence; a token chunk inside a piece passes unchanged)."""
+    if not piece.piece_done:
+        return piece.audio
     model_silence = int(round(SEGMENT_SILENCE_SECONDS * piece.sample_rate))
     speech = piece.audio[: max(len(piece.audio) - model_silence, 0)]
     return np.concatenate([speech, np.zeros(int(round(interval * piece.sample_rate)), dtype=np.float32)])
 
 
-def _pieces(service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str):
-    """voice_clone_stream's pieces for every streaming_mode.
+def _pieces(
+    service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str, chunked: bool = True
+) -> AsyncIterator[StreamPiece]:
+    """voice_clone_stream's responses: per sentence piece (streaming_mode 0/1), or token chunks (2 and 3).
 
-    TODO(issue 15, token-chunk streaming): streaming_mode 2 and 3 are api_v2's token-chunk streams
-    (overlap_length, min_chunk_length). The stream model does not take a chunk size yet, so they are served
-    per sentence piece, exactly as mode 1 (tests/test_api_v2.py checks that this is what is served); wire
-    the chunk options in here once voice_clone_stream has them.
+    api_v2's mode 2 cuts at "mute" tokens of at least ``min_chunk_length`` and mode 3 at fixed lengths; the
+    stream model here has one rule, fixed chunks of ``chunk_tokens`` with ``overlap_tokens`` cross-faded
+    (measured against the unstreamed audio, perf/README.md), so both modes use it with the client's sizes.
     """
-    return service.stream(fields, request_id, API_V2_FIELDS)
+    chunking = None
+    if chunked and params.streaming_mode in (2, 3):
+        chunking = StreamChunking(chunk_tokens=params.min_chunk_length, overlap_tokens=params.overlap_length)
+    return service.stream(fields, request_id, API_V2_FIELDS, chunking)
 
 
 def _chunk(audio: np.ndarray, rate: int, params: TtsParams) -> bytes:
@@ -231,7 +239,7 @@ async def _stream_response(service: VoiceCloneService, fields: CloneFields, para
 async def _joined(service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str) -> Synthesis:
     """The whole audio with ``fragment_interval`` between pieces (from the stream's pieces: the same audio)."""
     parts, rate, seed = [], 0, 0
-    async for piece in _pieces(service, fields, params, request_id):
+    async for piece in _pieces(service, fields, params, request_id, chunked=False):
         parts.append(respaced(piece, params.fragment_interval))
         rate, seed = piece.sample_rate, piece.seed
     return Synthesis(np.concatenate(parts), rate, seed)
