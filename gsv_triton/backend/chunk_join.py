@@ -11,7 +11,7 @@ decode of the same tokens. The last window runs to the end of the piece. Each wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +69,14 @@ class ChunkJoiner:
     def ready(self, n_tokens: int) -> bool:
         c = self.chunking
         return n_tokens - self.emitted >= c.chunk_tokens + c.overlap_tokens
+
+    def pending(self, n_tokens: int) -> Iterator[np.ndarray]:
+        """The chunks that ``n_tokens`` tokens complete. Windows end at fixed token counts (``emitted + chunk +
+        overlap``), never at however many tokens happen to exist when the caller looks: the audio depends
+        only on the tokens, not on how fast T2S ran against the decoder."""
+        c = self.chunking
+        while self.ready(n_tokens):
+            yield self.push(self.emitted + c.chunk_tokens + c.overlap_tokens)
 
     def push(self, n_tokens: int, final: bool = False) -> np.ndarray:
         """The next samples for ``n_tokens`` tokens so far (``final``: all of them, the piece is complete)."""

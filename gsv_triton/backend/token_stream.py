@@ -83,7 +83,9 @@ def synthesize_token_chunks(pipeline: VoiceClonePipeline, request: VoiceCloneReq
                 known = current[0] = tokens if prefix else np.concatenate([known, tokens[-1:]])
                 break
             known = current[0] = tokens[drop:]
-            if joiner.ready(len(known)):
-                yield StreamChunk(index, joiner.push(len(known)), None)
+            for audio in joiner.pending(len(known)):
+                yield StreamChunk(index, audio, None)
+        for audio in joiner.pending(len(known)):  # the chunks the final tokens complete, as if seen one by one
+            yield StreamChunk(index, audio, None)
         budget.spend(len(final_tokens))
         yield StreamChunk(index, np.concatenate([joiner.push(len(known), final=True), silence]), final_tokens)
