@@ -63,6 +63,11 @@ class SynthesisForm(BaseModel):
     voice_id: str | SkipJsonSchema[None] = Field(
         None, description="a stored voice (POST /v1/voices) instead of audio + prompt"
     )
+    aux_voice_ids: str | SkipJsonSchema[None] = Field(
+        None,
+        description="/v1/voice-clone: more stored voices, comma-separated; their timbre (ge) is averaged with "
+        "the request's voice, as api_v2's aux_ref_audio_paths",
+    )
     cut_punc: str | SkipJsonSchema[None] = Field(None, description="split the text after these marks, e.g. '，。'")
     top_k: int | SkipJsonSchema[None] = Field(None, description="default 15")
     top_p: float | SkipJsonSchema[None] = Field(None, description="default 1.0, in (0, 1]")

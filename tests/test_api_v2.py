@@ -469,3 +469,38 @@ def test_control_exit_where_the_operator_allows_it(triton_server, tmp_path) -> N
         assert running.process.returncode == 0, running.log_text()[-2000:]
     finally:
         running.stop()
+
+
+@pytest.mark.slow
+def test_v1_voice_clone_aux_voice_ids_average_as_tts_does(gateway, refs) -> None:
+    """/v1/voice-clone's aux_voice_ids (stored voices) give exactly api_v2's aux_ref_audio_paths audio."""
+    import base64
+
+    import httpx
+    from gateway_fixtures import create_voice
+
+    voice_ids = []
+    for i in range(3):
+        created = create_voice(gateway.url, (refs / f"ref{i}.wav").read_bytes(), prompt_text=PROMPT)
+        assert created.status_code == 201, created.text
+        voice_ids.append(created.json()["id"])
+    text = "今天天气很好。"
+    tts = _tts(gateway.url, text=text, media_type="raw", aux_ref_audio_paths=["ref1.wav", "ref2.wav"])
+    assert tts.status_code == 200, tts.text
+
+    def clone(**form: str) -> bytes:
+        files = form.pop("files", None)
+        answer = httpx.post(f"{gateway.url}/v1/voice-clone", data={"text": text, "text_language": "zh",
+                            "seed": str(SEED), **form}, files=files, timeout=TIMEOUT_S)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return base64.b64decode(answer.json()["output_audio_base64"])[44:]
+
+    aux = f"{voice_ids[1]}, {voice_ids[2]}"
+    assert clone(voice_id=voice_ids[0], aux_voice_ids=aux) == tts.content
+    uploaded = clone(prompt_text=PROMPT, prompt_language="zh", aux_voice_ids=aux,
+                     files={"audio": ("ref0.wav", (refs / "ref0.wav").read_bytes())})  # fmt: skip
+    assert uploaded == tts.content  # an uploaded main clip is encoded, then averaged the same way
+    assert clone(voice_id=voice_ids[0]) != tts.content
+    missing = httpx.post(f"{gateway.url}/v1/voice-clone", data={"text": text, "text_language": "zh",
+                         "voice_id": voice_ids[0], "aux_voice_ids": "voice_0000000000000000"}, timeout=TIMEOUT_S)  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["field"] == "aux_voice_ids"

@@ -14,6 +14,7 @@ from gsv_triton.audio.formats import EncodedAudio, check_output
 from gsv_triton.errors import InputError
 from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
+from ..aux_voices import with_aux_voices
 from ..errors import request_id_of
 from ..forms import SynthesisForm, parse_form, read_form
 from ..models import ErrorResponse, VoiceCloneResponse
@@ -96,6 +97,9 @@ async def voice_clone(request: Request) -> Response:
     fmt, _ = check_output(form.response_format, form.sample_rate, OUTPUT_SAMPLE_RATE)
     service: VoiceCloneService = request.app.state.service
     fields = await clone_fields(service, request.app.state.voices, form)
+    fields = await with_aux_voices(
+        service, request.app.state.voices, fields, form.aux_voice_ids, request_id_of(request)
+    )
     result = await service.synthesize(fields, request_id_of(request), FORM_FIELDS)
     encoded = await encode_result(result, fmt, form.sample_rate)
     inline = len(encoded.data) <= INLINE_MAX_SAMPLES * 2  # base64 of up to 3 s of 16-bit audio: < 0.2 ms
