@@ -66,7 +66,9 @@ def up_main(args: argparse.Namespace) -> int:
     probe_host = LOOPBACK if args.triton_address in ("0.0.0.0", "") else args.triton_address
     # gRPC by default: a client that goes away cancels Triton's work only over gRPC (HTTP costs ~2 ms less).
     http_url = f"{probe_host}:{args.triton_http_port}" if args.unary_over_http else None
-    settings = settings_from_args(args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=http_url)
+    # The gateway reads the repository's manifest too (api_v2's weights routes compare paths with its sources).
+    settings = settings_from_args(args, triton_url=f"{probe_host}:{grpc_port}", triton_http_url=http_url,
+                                  model_repository=Path(args.model_repository))  # fmt: skip
     configure_logging(settings.log_level)
     triton = Supervisor(
         Launch(Path(args.model_repository), args.triton_http_port, grpc_port, args.triton_metrics_port,
