@@ -450,7 +450,7 @@ def _stored(value: torch.Tensor, fp16: bool) -> torch.Tensor:
 
 
 def load_sovits(path: Path | str) -> SovitsCheckpoint:
-    """Load a v1/v2 SoVITS ``.pth``; other versions and bad files raise UserError (one line)."""
+    """Load a v1/v2/v2Pro/v2ProPlus SoVITS ``.pth``; other versions and bad files raise UserError (one line)."""
     path = Path(path)
     header, head = _read_header(path)
     size = path.stat().st_size
@@ -477,6 +477,9 @@ def load_sovits(path: Path | str) -> SovitsCheckpoint:
     if detected not in SUPPORTED_SOVITS:
         raise _fail(path, f"SoVITS {detected} checkpoint (detected by {how}) is not supported "
                           f"(only {'/'.join(SUPPORTED_SOVITS)})")
+    if source in ("hash", "header") and model_version in PRO_SOVITS and structural != model_version:
+        # Upstream would build the marked network and load these weights into it (missing or misshaped keys).
+        raise _fail(path, f"SoVITS {model_version} checkpoint (detected by {source}) holds {structural} weights")
     # v1 <=> the 322-symbol table (upstream's own override, spec 1.3 step 4); every later version uses v2's.
     symbol_version = "v1" if detected == "v1" else "v2"
 

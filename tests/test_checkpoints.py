@@ -189,9 +189,17 @@ def test_sovits_header_roundtrip(tmp_path, files, version, header):
     assert all(torch.equal(back.state_dict[k], v) for k, v in src.state_dict.items())
 
 
-@pytest.mark.parametrize(
-    "header, name", [("05", "v2Pro"), ("06", "v2ProPlus"), ("02", "v3"), ("03", "v3 LoRA"), ("04", "v4 LoRA")]
-)
+@pytest.mark.parametrize("header, name", [("05", "v2Pro"), ("06", "v2ProPlus")])
+def test_a_pro_header_on_v2_weights_is_refused(tmp_path, raw_v2, header, name):
+    """The header says Pro, the weights lack sv_emb: upstream would load them into a Pro network half-initialised."""
+    hparams, state = raw_v2
+    path = save_sovits(tmp_path / f"{header}.pth", hparams, state, header=header)
+    with pytest.raises(UserError) as exc:
+        load_sovits(path)
+    _assert_one_line(exc, path, f"SoVITS {name} ", "holds v2 weights")
+
+
+@pytest.mark.parametrize("header, name", [("02", "v3"), ("03", "v3 LoRA"), ("04", "v4 LoRA")])
 def test_sovits_unsupported_header_refused(tmp_path, raw_v2, header, name):
     hparams, state = raw_v2
     path = save_sovits(tmp_path / f"{header}.pth", hparams, state, header=header)
@@ -203,9 +211,8 @@ def test_sovits_unsupported_header_refused(tmp_path, raw_v2, header, name):
 @pytest.mark.parametrize(
     "extra, name",
     [
-        ({"sv_emb.weight": torch.zeros(4, 8)}, "v2Pro"),
-        ({"sv_emb.weight": torch.zeros(4, 8), "dec.conv_pre.weight": torch.zeros(768, 192, 7)}, "v2ProPlus"),
         ({"cfm.proj.weight": torch.zeros(2, 2)}, "v3/v4"),
+        ({"wns1.enc.weight": torch.zeros(2, 2)}, "v3/v4"),
     ],
 )
 def test_sovits_structure_refused(tmp_path, raw_v2, extra, name):

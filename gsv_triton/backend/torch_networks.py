@@ -127,6 +127,9 @@ def load_network(folder: Path, placement: Placement) -> TorchNetwork:
     module.to(device=placement.device, dtype=placement.dtype).eval()
     keep_float32_exact(placement)  # float32 on CUDA (vq_encode) means float32, not TF32
     inputs, outputs = PORTS[network]
+    # ref_encoder's optional sv is the Pro speaker vector; the torch runtime serves v1/v2 (export refuses Pro there).
+    optional = {t.name for t in CONTRACTS[network].inputs if t.optional}
+    inputs = tuple(name for name in inputs if name not in optional)
     return TorchNetwork(network, forward, inputs, outputs, placement)
 
 
