@@ -43,12 +43,12 @@ from gsv_triton.manifest import PRO_VERSIONS, Manifest
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, SSL_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.text import (
     WARMUP_LANGUAGES,
-    WARMUP_TEXTS,
     Segment,
     get_phones_and_bert_inputs,
     load_vocab,
     split_sentences,
 )
+from gsv_triton.text import warm_up as warm_up_text
 
 from .requests import VoiceCloneRequest, VoiceConvertRequest, VoiceEncodeRequest
 
@@ -212,12 +212,10 @@ class VoiceClonePipeline:
         return cls(backend, load_vocab(Path(repo) / BERT_VOCAB), PipelineConfig.from_manifest(repo), limits, **kwargs)
 
     def warm_up(self, languages: Sequence[str] = WARMUP_LANGUAGES) -> None:
-        """Run the text frontend once per language: the first zh/en/yue call loads dictionaries and models for
-        seconds, which would otherwise land on the first request of each instance."""
-        for language in languages:
-            text = WARMUP_TEXTS.get(language)
-            if text:
-                get_phones_and_bert_inputs(text, language, self.config.symbol_version, self.vocab, self.limits)
+        """Run the text frontend once per language this model's version reads: the first call of each loads
+        dictionaries and models for up to a second, which would otherwise land on the first request of each
+        instance."""
+        warm_up_text(languages, self.config.symbol_version, self.vocab, self.limits)
 
     # -- the whole request ---------------------------------------------------------------------------
     def synthesize(self, request: VoiceCloneRequest, stop: StopSignal = NEVER) -> Synthesis:

@@ -45,9 +45,8 @@ __all__ = [
 WARMUP_TEXTS = {
     "zh": "你好，世界。", "en": "Hello world.", "yue": "你好，世界。", "ja": "こんにちは、世界。", "ko": "안녕하세요, 세계.",
 }
-# Languages every symbol version reads. ``warm_up`` also takes ko and yue and skips them for v1 models; the
-# backends' own loop (backend/pipeline.py) does not skip yet, so ko is not in this default until it calls warm_up.
-WARMUP_LANGUAGES = ("zh", "en", "ja")
+# What the backends warm up by default; ``warm_up`` skips the languages a model's version cannot read (ko for v1).
+WARMUP_LANGUAGES = ("zh", "en", "ja", "ko")
 
 MIN_PHONES = 6  # upstream re-reads shorter texts once with a leading "."
 # Phones that are not speech: a text made only of these has nothing to read aloud.
