@@ -70,9 +70,27 @@ def test_joiner_is_exact_for_a_local_decoder(chunk: int, overlap: int, total: in
     parts += list(joiner.pending(total))
     parts.append(joiner.push(total, final=True))
     np.testing.assert_allclose(np.concatenate(parts), np.repeat(values, SPT), rtol=0, atol=1e-6)
-    assert len(parts) == 1 + max(0, (total - overlap) // chunk)
+    assert len(parts) == 1 + _chunks_before_the_last(total, chunk, overlap)
     # Each window starts at most context_tokens before what it emits: the decoder's work stays linear.
-    assert all(hi - lo <= chunk + overlap + 3 for lo, hi in calls[:-1]), calls
+    assert all(hi - lo <= 4 * chunk + overlap + 3 for lo, hi in calls[:-1]), calls
+
+
+def _chunks_before_the_last(total: int, chunk: int, overlap: int) -> int:
+    """The rule: chunks of chunk, 2 chunk, 4 chunk, 4 chunk, ... tokens, each once overlap more tokens exist."""
+    emitted, count = 0, 0
+    while total - emitted >= chunk * min(1 << count, 4) + overlap:
+        emitted += chunk * min(1 << count, 4)
+        count += 1
+    return count
+
+
+def test_chunks_grow_to_four_times_the_first() -> None:
+    assert _chunks_before_the_last(200, 25, 4) == 3  # 25, 50, 100, then the last 25
+    joiner = ChunkJoiner(Chunking(10, 2, 3), _local_decoder(np.zeros(200), []))
+    sizes = []
+    for _ in joiner.pending(200):
+        sizes.append(joiner.emitted - sum(sizes))
+    assert sizes == [10, 20, 40, 40, 40, 40]
 
 
 def test_piece_noise_is_prefix_stable() -> None:
@@ -129,7 +147,8 @@ def test_streamed_tokens_are_identical_and_joins_are_smooth(tiny_model_repositor
         joins = list(np.cumsum([len(c.audio) for c in chunks])[:-1])
         quality = join_quality(audio, full.audio, joins)
         # Windows end at fixed token counts, however fast T2S ran against the decoder.
-        assert len(chunks) == 1 + max(0, (len(full.tokens) - 4) // chunk), (chunk, len(full.tokens), len(chunks))
+        expected = 1 + _chunks_before_the_last(len(full.tokens), chunk, 4)
+        assert len(chunks) == expected, (chunk, len(full.tokens), len(chunks))
         assert len(chunks) >= 2 or not ignore_eos, "the piece came in one chunk: nothing was streamed"
         assert quality.max_join_step <= quality.normal_step, (chunk, quality)
         assert quality.snr_db >= TINY_MIN_SNR_DB, (chunk, quality)

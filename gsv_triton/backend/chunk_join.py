@@ -1,7 +1,8 @@
 """Token-chunk streaming of one piece: decode windows of the tokens so far, emit the new samples, cross-fade joins.
 
-Rule (measured on full-size v2 weights, perf/README.md "Token-chunk streaming"): when ``chunk_tokens`` new
-tokens plus ``overlap_tokens`` exist past the last emitted boundary ``e``, ``sovits_decode`` runs on the window
+Rule (measured on full-size v2 weights, perf/README.md "Token-chunk streaming"): when a chunk's tokens
+(``chunk_tokens`` for the first, doubling up to 4x for later ones) plus ``overlap_tokens`` exist past the last
+emitted boundary ``e``, ``sovits_decode`` runs on the window
 ``[e - context, n)`` (``context`` = :data:`CONTEXT_TOKENS` of left context for its attention and convolutions)
 with the piece's noise for exactly those frames. Samples up to ``n - overlap`` are emitted; the last
 ``overlap_tokens`` lack right context, so they are held back and cross-faded (linear) into the next window's
@@ -23,6 +24,7 @@ from gsv_triton.settings import HOP_LENGTH
 DEFAULT_CHUNK_TOKENS = 25  # 1 s of speech: GSV-TTS-Lite's and upstream's order of magnitude
 DEFAULT_OVERLAP_TOKENS = 4
 MAX_CHUNK_TOKENS = 1500  # the T2S cap: a larger chunk is the whole piece
+MAX_GROWTH = 4  # chunks grow 1x, 2x, 4x chunk_tokens (then stay): see ChunkJoiner.next_chunk
 CONTEXT_TOKENS = 12  # left context of each window (measured: more buys < 1 dB, costs decoder time)
 
 # decode(lo, hi) -> the audio of tokens [lo, hi) of the piece, decoded as one window.
@@ -64,19 +66,24 @@ class ChunkJoiner:
         self.decode = decode
         self.samples_per_token = CODE_UPSAMPLE * HOP_LENGTH / speed
         self.emitted = 0  # tokens whose audio is out (the held tail starts here)
+        self.chunks = 0
         self.tail = np.zeros(0, dtype=np.float32)  # held samples of tokens [emitted, emitted + overlap)
 
+    def next_chunk(self) -> int:
+        """Tokens of the next chunk: ``chunk_tokens`` first, then doubling up to :data:`MAX_GROWTH` times it.
+        The first chunk sets the latency; later ones only need to stay ahead of playback, and each join costs
+        ``context + overlap`` tokens of decoder work, so fewer joins bring the total time near the unstreamed one."""
+        return self.chunking.chunk_tokens * min(1 << self.chunks, MAX_GROWTH)
+
     def ready(self, n_tokens: int) -> bool:
-        c = self.chunking
-        return n_tokens - self.emitted >= c.chunk_tokens + c.overlap_tokens
+        return n_tokens - self.emitted >= self.next_chunk() + self.chunking.overlap_tokens
 
     def pending(self, n_tokens: int) -> Iterator[np.ndarray]:
         """The chunks that ``n_tokens`` tokens complete. Windows end at fixed token counts (``emitted + chunk +
         overlap``), never at however many tokens happen to exist when the caller looks: the audio depends
         only on the tokens, not on how fast T2S ran against the decoder."""
-        c = self.chunking
         while self.ready(n_tokens):
-            yield self.push(self.emitted + c.chunk_tokens + c.overlap_tokens)
+            yield self.push(self.emitted + self.next_chunk() + self.chunking.overlap_tokens)
 
     def push(self, n_tokens: int, final: bool = False) -> np.ndarray:
         """The next samples for ``n_tokens`` tokens so far (``final``: all of them, the piece is complete)."""
@@ -96,6 +103,7 @@ class ChunkJoiner:
             fresh[:k] = self.tail[:k] * (1 - ramp) + fresh[:k] * ramp
         self.tail = np.zeros(0, np.float32) if final else audio[stop : self._sample(n_tokens - lo)].copy()
         self.emitted = end
+        self.chunks += 1
         return fresh
 
     def _sample(self, tokens: int) -> int:
