@@ -150,8 +150,8 @@ VOICE_CLONE_STREAM = ModelContract(
     "voice_clone_stream",
     (
         *SYNTHESIS_INPUTS,
-        _t("chunk_tokens", "INT32", (1,), "token-chunk streaming: audio every this many semantic tokens (1-1500; "
-           "absent or 0: one response per sentence piece)", optional=True),
+        _t("chunk_tokens", "INT32", (1,), "token-chunk streaming: the first chunk's semantic tokens (1-1500; later "
+           "chunks double up to 4x; absent or 0: one response per sentence piece)", optional=True),
         _t("overlap_tokens", "INT32", (1,), "token-chunk streaming: tokens held back and cross-faded at each join "
            "(0 <= overlap < chunk_tokens, default 4)", optional=True),
     ),

@@ -67,7 +67,7 @@ class StreamingSpeechRequest(SpeechRequest):
     """OpenAI's request plus ``stream`` (this gateway's extension): audio while the model still generates."""
 
     stream: bool = Field(False, description="true: chunked wav, or pcm with sample_rate 32000, while T2S runs")
-    chunk_tokens: int | None = Field(None, description="with stream: semantic tokens per chunk (default 25 = 1 s)")
+    chunk_tokens: int | None = Field(None, description="with stream: tokens of the first chunk (default 25 = 1 s)")
     overlap_tokens: int | None = Field(None, description="with stream: tokens cross-faded at each join (default 4)")
 
 

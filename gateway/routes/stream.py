@@ -6,8 +6,8 @@ Backed by the decoupled ``voice_clone_stream`` model over one gRPC stream. The s
 Chunk boundaries are the sentence pieces: every chunk is a whole piece followed by its 0.3 s of silence, so
 nothing is cross-faded and the concatenation equals ``/v1/voice-clone``'s audio for the same seed.
 
-With ``chunk_tokens`` (> 0; ``overlap_tokens`` optional) the audio comes in chunks of about that many semantic
-tokens (25 per second of speech) while T2S still runs, cross-faded inside Triton (``voice_clone_stream``): the
+With ``chunk_tokens`` (> 0; ``overlap_tokens`` optional) the audio comes in chunks of that many semantic tokens
+(25 per second of speech; later chunks 2x and 4x that) while T2S still runs, cross-faded inside Triton (``voice_clone_stream``): the
 tokens equal the unstreamed request's, the audio meets the quality rule of perf/README.md.
 
 The status line waits for the first piece: a bad input or Triton being down still gets its JSON 4xx/5xx.
@@ -59,8 +59,8 @@ class StreamForm(SynthesisForm):
     sample_rate: int | SkipJsonSchema[None] = Field(None, description="only 32000 (the model's rate)")
     chunk_tokens: int | SkipJsonSchema[None] = Field(
         None,
-        description="audio every this many semantic tokens while T2S runs (1-1500, 25 = 1 s); 0 or absent: "
-        "one chunk per sentence piece",
+        description="the first chunk's semantic tokens while T2S runs (1-1500, 25 = 1 s; later chunks "
+        "double up to 4x); 0 or absent: one chunk per sentence piece",
     )
     overlap_tokens: int | SkipJsonSchema[None] = Field(
         None, description="with chunk_tokens: tokens cross-faded at each join (0 <= overlap < chunk_tokens, default 4)"
