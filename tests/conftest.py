@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,8 +70,15 @@ def _stub_pids() -> set[int]:
     return pids
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _at_start["regions"], _at_start["stubs"] = _regions(), _stub_pids()
+    # A run stopped by SIGTERM (``timeout``, CI cancelling) tears down like Ctrl-C, so the session's tritonservers
+    # and gateways are stopped by their fixtures instead of outliving pytest.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
