@@ -29,6 +29,7 @@ from gsv_triton.text.splitting import SPLITS, cut, split_sentences
 __all__ = [
     "Segment",
     "TextFeatures",
+    "BACKGROUND_WARMUP_LANGUAGES",
     "WARMUP_LANGUAGES",
     "WARMUP_TEXTS",
     "bert_token_ids",
@@ -47,6 +48,9 @@ WARMUP_TEXTS = {
 }
 # What the backends warm up by default; ``warm_up`` skips the languages a model's version cannot read (ko for v1).
 WARMUP_LANGUAGES = ("zh", "en", "ja", "ko")
+# Languages whose G2P loads behind a lock (Open JTalk, g2pk2 + MeCab: about 3.5 s together), so a backend may warm
+# them in a background thread after it is ready: a request that needs one meanwhile waits for the lock.
+BACKGROUND_WARMUP_LANGUAGES = ("ja", "ko")
 
 MIN_PHONES = 6  # upstream re-reads shorter texts once with a leading "."
 # Phones that are not speech: a text made only of these has nothing to read aloud.

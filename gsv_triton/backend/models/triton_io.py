@@ -6,6 +6,7 @@ Import this module only inside Triton's Python stub (``triton_python_backend_uti
 from __future__ import annotations
 
 import ctypes
+import threading
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -133,6 +134,7 @@ def bls_pipeline(
         WARMUP_LANGUAGES,
         VoiceClonePipeline,
     )
+    from gsv_triton.text import BACKGROUND_WARMUP_LANGUAGES
 
     # args["model_repository"] is this model's folder; the exported networks are its siblings.
     repo = Path(args["model_repository"]).resolve().parent
@@ -144,5 +146,9 @@ def bls_pipeline(
         prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)) if prompt_cache else 0,
     )
     languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
-    pipeline.warm_up([x for x in languages if x])
+    later = [x for x in languages if x in BACKGROUND_WARMUP_LANGUAGES]
+    pipeline.warm_up([x for x in languages if x and x not in later])
+    if later:
+        # Keeps the model's load (and a dead stub's reload) seconds shorter; see BACKGROUND_WARMUP_LANGUAGES.
+        threading.Thread(target=pipeline.warm_up, args=(later,), name="warm-up", daemon=True).start()
     return pipeline
