@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from gsv_triton.errors import UserError
+from gsv_triton.manifest import PRO_VERSIONS
 
 ZIP_MAGIC = b"PK"
 # Protocol-2 pickle opcode: the first byte of torch's legacy (pre-zip) serialisation format.
@@ -63,10 +64,9 @@ PRETRAINED_HASHES: dict[str, tuple[str, str, bool]] = {
 V1_SIZE_LIMIT = 82978 * 1024
 V2_SIZE_LIMIT = 700 * 1024 * 1024
 
-SUPPORTED_SOVITS = ("v1", "v2", "v2Pro", "v2ProPlus")
-PRO_SOVITS = ("v2Pro", "v2ProPlus")
-# savee writes v2Pro/v2ProPlus fine-tunes through my_save2, with these codes over "PK" (spec 1.3).
-PRO_HEADERS = {"v2Pro": "05", "v2ProPlus": "06"}
+SUPPORTED_SOVITS = ("v1", "v2", *PRO_VERSIONS)
+# savee writes v2Pro/v2ProPlus fine-tunes through my_save2, with their codes over "PK" (spec 1.3).
+PRO_HEADERS = {model: code for code, (_, model, lora) in HEADER_VERSIONS.items() if model in PRO_VERSIONS and not lora}
 # Symbol-table sizes (spec 4.3) and the GPT phoneme-embedding rows that go with them (spec 1.1, section 8).
 SOVITS_V1_SYMBOLS = 322
 GPT_PHONEME_VOCAB = {512: "v1", 732: "v2"}
@@ -477,7 +477,7 @@ def load_sovits(path: Path | str) -> SovitsCheckpoint:
     if detected not in SUPPORTED_SOVITS:
         raise _fail(path, f"SoVITS {detected} checkpoint (detected by {how}) is not supported "
                           f"(only {'/'.join(SUPPORTED_SOVITS)})")
-    if source in ("hash", "header") and model_version in PRO_SOVITS and structural != model_version:
+    if source in ("hash", "header") and model_version in PRO_VERSIONS and structural != model_version:
         # Upstream would build the marked network and load these weights into it (missing or misshaped keys).
         raise _fail(path, f"SoVITS {model_version} checkpoint (detected by {source}) holds {structural} weights")
     # v1 <=> the 322-symbol table (upstream's own override, spec 1.3 step 4); every later version uses v2's.

@@ -9,6 +9,7 @@ their own tests in ``tests/test_sv.py``.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import threading
@@ -53,8 +54,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def _raw_weights(path: Path) -> dict[str, torch.Tensor]:
     data = path.read_bytes()
-    import io
-
     with torch.serialization.safe_globals([(AttrDict, "utils.HParams")]):
         return torch.load(io.BytesIO(b"PK" + data[2:]), map_location="cpu", weights_only=True)["weight"]
 
