@@ -14,6 +14,7 @@ reference's prompt with the mean ``ge``. Every ``ge`` Triton returns is already 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from gsv_triton.settings import Limits
 from .errors import ForbiddenPath
 from .references import PATH_FIELD, confined_path, read_confined
 from .service import VoiceCloneService
+from .voices import FEATURES
 
 NO_ROOT = ("reading files named by clients is disabled on this gateway; start it with --refer-root DIR "
            "(or GSV_REFER_ROOT) to allow files inside DIR")  # fmt: skip
@@ -92,6 +94,11 @@ def mean_ge(ges: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack([np.ravel(g).astype(np.float32) for g in ges]), axis=0).astype(np.float32)
 
 
+def with_mean_ge(main: Mapping[str, np.ndarray], ges: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """``main``'s stored-voice features with ``ge`` replaced by the mean of ``ges``."""
+    return {name: main[name] for name in FEATURES if name != "ge"} | {"ge": mean_ge(ges)}
+
+
 async def averaged_voice(
     service: VoiceCloneService, main: bytes, aux: list[bytes], prompt_text: str, prompt_lang: str,
     request_id: str,
@@ -107,9 +114,7 @@ async def averaged_voice(
     for index, clip in enumerate(aux):
         aux_names = {**names, "reference_audio": f"aux_ref_audio_paths[{index}]"}
         ges.append((await service.encode_voice(clip, prompt_text, prompt_lang, request_id, aux_names))["ge"])
-    voice = {name: features[name] for name in ("prompt_phone_ids", "prompt_bert", "prompt_codes")}
-    voice["ge"] = mean_ge(ges)
-    return voice
+    return with_mean_ge(features, ges)
 
 
 async def load_references(

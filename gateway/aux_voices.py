@@ -13,7 +13,7 @@ import dataclasses
 from gsv_triton.errors import InputError
 
 from .api_v2_params import MAX_AUX_REFERENCES
-from .api_v2_refs import mean_ge
+from .api_v2_refs import with_mean_ge
 from .service import VoiceCloneService
 from .validation import FORM_FIELDS, CloneFields
 from .voices import VoiceStore, load_voice
@@ -53,6 +53,5 @@ async def with_aux_voices(
                                     f"voice {main['ge'].size}: it was stored while another model was served",
                              STATUS_OTHER_MODEL)  # fmt: skip
         ges.append(ge)
-    voice = {name: main[name] for name in ("prompt_phone_ids", "prompt_bert", "prompt_codes")}
-    voice["ge"] = mean_ge(ges)
+    voice = with_mean_ge(main, ges)
     return dataclasses.replace(fields, prompt_text=None, prompt_language=None, reference_audio=None, voice=voice)

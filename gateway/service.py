@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
-from gsv_triton.contract import VOICE_CLONE_STREAM, VOICE_CONVERT, VOICE_ENCODE
+from gsv_triton.contract import DEFAULT_CHUNK_TOKENS, VOICE_CLONE_STREAM, VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import Settings
 
@@ -26,7 +26,6 @@ from .triton import StreamPiece, Synthesis, TritonVoiceClone
 from .validation import CloneFields, build_tensors, contract_tensors
 
 # Token-chunk streams' default chunk: 1 s of speech (GSV-TTS-Lite's 25 tokens; perf/README.md measures it).
-DEFAULT_CHUNK_TOKENS = 25
 # Encoders cheap enough per sample to run inline for short audio (the lossy ones take ~15 ms per second).
 INLINE_FORMATS = ("wav", "pcm")
 

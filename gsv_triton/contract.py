@@ -20,6 +20,9 @@ SSL_DIM = 768  # chinese-hubert-base hidden size
 SPEC_BINS = N_FFT // 2 + 1  # 1025 linear-spectrogram bins
 SV_DIM = 20480  # ERes2NetV2's pooled speaker vector (v2Pro/v2ProPlus, spec 2.5)
 SV_MEL_BINS = 80  # Kaldi fbank bins of the speaker-verification input
+# voice_clone_stream's first token chunk when a client asks for token chunks without a size: 1 s of speech
+# (GSV-TTS-Lite's and upstream's order of magnitude).
+DEFAULT_CHUNK_TOKENS = 25
 CODE_UPSAMPLE = 2  # 25 Hz semantic codes -> 50 Hz SoVITS latent frames
 
 

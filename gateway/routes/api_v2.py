@@ -41,6 +41,7 @@ from ..api_v2_refs import StoredReference, averaged_voice, checked_reference, lo
 from ..api_v2_weights import check_weights
 from ..errors import GatewayError, ServiceUnavailable, request_id_of
 from ..models import ErrorResponse
+from ..offload import run_cpu
 from ..references import load_default_reference
 from ..service import StreamChunking, VoiceCloneService, audio_headers, encode_result
 from ..triton import StreamPiece, Synthesis
@@ -181,9 +182,8 @@ def respaced(piece: StreamPiece, interval: float) -> np.ndarray:
     return np.concatenate([speech, np.zeros(int(round(interval * piece.sample_rate)), dtype=np.float32)])
 
 
-def _pieces(
-    service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str, chunked: bool = True
-) -> AsyncIterator[StreamPiece]:
+def _pieces(service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str
+            ) -> AsyncIterator[StreamPiece]:  # fmt: skip
     """voice_clone_stream's responses: per sentence piece (streaming_mode 0/1), or token chunks (2 and 3).
 
     api_v2's mode 2 cuts at "mute" tokens of at least ``min_chunk_length`` and mode 3 at fixed lengths; the
@@ -191,7 +191,7 @@ def _pieces(
     (measured against the unstreamed audio, perf/README.md), so both modes use it with the client's sizes.
     """
     chunking = None
-    if chunked and params.streaming_mode in (2, 3):
+    if params.streaming_mode in (2, 3):
         chunking = StreamChunking(chunk_tokens=params.min_chunk_length, overlap_tokens=params.overlap_length)
     return service.stream(fields, request_id, API_V2_FIELDS, chunking)
 
@@ -209,15 +209,15 @@ async def _stream_response(service: VoiceCloneService, fields: CloneFields, para
     pieces = _pieces(service, fields, params, request_id)
     first = await anext(pieces)  # errors before any audio still get their status and JSON body
 
+    inline = params.media_type in ("wav", "raw")  # raw samples: no encoder to move off the event loop
+
     async def body() -> AsyncIterator[bytes]:
         try:
             piece = first
             head = pcm_wav_header(first.sample_rate, BITS, None) if params.media_type == "wav" else b""
             while True:
                 audio = respaced(piece, params.fragment_interval)
-                inline = params.media_type in ("wav", "raw")
-                data = _chunk(audio, piece.sample_rate, params) if inline else await run_in_threadpool(
-                    _chunk, audio, piece.sample_rate, params)  # fmt: skip
+                data = await run_cpu(inline, _chunk, audio, piece.sample_rate, params)
                 yield head + data
                 head = b""
                 if piece.last:
@@ -239,7 +239,7 @@ async def _stream_response(service: VoiceCloneService, fields: CloneFields, para
 async def _joined(service: VoiceCloneService, fields: CloneFields, params: TtsParams, request_id: str) -> Synthesis:
     """The whole audio with ``fragment_interval`` between pieces (from the stream's pieces: the same audio)."""
     parts, rate, seed = [], 0, 0
-    async for piece in _pieces(service, fields, params, request_id, chunked=False):
+    async for piece in _pieces(service, fields, params, request_id):  # streaming_mode 0: per-piece responses
         parts.append(respaced(piece, params.fragment_interval))
         rate, seed = piece.sample_rate, piece.seed
     return Synthesis(np.concatenate(parts), rate, seed)

@@ -21,7 +21,6 @@ from gsv_triton.contract import CODE_UPSAMPLE
 from gsv_triton.errors import InputError
 from gsv_triton.settings import HOP_LENGTH
 
-DEFAULT_CHUNK_TOKENS = 25  # 1 s of speech: GSV-TTS-Lite's and upstream's order of magnitude
 DEFAULT_OVERLAP_TOKENS = 4
 MAX_CHUNK_TOKENS = 1500  # the T2S cap: a larger chunk is the whole piece
 MAX_GROWTH = 4  # chunks grow 1x, 2x, 4x chunk_tokens (then stay): see ChunkJoiner.next_chunk
