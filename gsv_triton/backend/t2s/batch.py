@@ -20,9 +20,10 @@ def _scalar(inputs: Mapping[str, np.ndarray], name: str, default: Any) -> Any:
     return default if value is None else np.asarray(value).ravel()[0].item()
 
 
-def run_t2s(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal = NEVER) -> dict[str, np.ndarray]:
+def run_t2s(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal = NEVER, **hooks) -> dict[str, np.ndarray]:
     """The ``t2s`` model's contract over a :class:`~gsv_triton.backend.t2s.loop.T2SRunner` or the
-    torch runner: padded rows in, tokens padded with -1 plus lengths out. ``stop`` is checked between tokens."""
+    torch runner: padded rows in, tokens padded with -1 plus lengths out. ``stop`` is checked between tokens;
+    ``hooks`` (``on_step``) go to the runner's ``generate``."""
     phones = np.asarray(inputs["phone_ids"], dtype=np.int64)
     bert = np.asarray(inputs["bert"], dtype=np.float32)
     prompt = np.asarray(inputs["prompt_codes"], dtype=np.int64)
@@ -49,6 +50,7 @@ def run_t2s(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal = NEVER) 
         max_new_tokens=int(_scalar(inputs, "max_new_tokens", SamplingDefaults.max_new_tokens)),
         eos_enabled=not bool(_scalar(inputs, "ignore_eos", False)),
         should_stop=stop.check,
+        **hooks,
     )
     counts = np.array([len(t) for t in tokens], dtype=np.int64)
     out = np.full((b, int(counts.max(initial=0))), TOKEN_PAD, dtype=np.int64)

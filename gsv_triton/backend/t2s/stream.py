@@ -32,18 +32,14 @@ def stream_tokens(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal = N
     updates: queue.Queue = queue.Queue()
     abandoned = threading.Event()
 
-    def check() -> None:
+    def on_step(generated: list[list[int]]) -> None:
+        # run_t2s already checks ``stop`` between tokens; the hook adds the reader's going away and the progress.
         if abandoned.is_set():
             raise RequestCancelled("stopped: the stream's reader went away")
-        stop.check()
-
-    def on_step(generated: list[list[int]]) -> None:
-        check()
         updates.put((np.array(generated[0], dtype=np.int64), False))
 
-    # run_t2s passes should_stop=stop.check; the hook adds the abandonment check and the progress.
-    wrapped = _HookedRunner(runner, on_step)
-    thread = threading.Thread(target=_run, args=(wrapped, inputs, stop, updates), name="t2s-stream", daemon=True)
+    thread = threading.Thread(target=_run, args=(runner, inputs, stop, on_step, updates), name="t2s-stream",
+                              daemon=True)  # fmt: skip
     thread.start()
     try:
         while True:
@@ -64,19 +60,9 @@ def stream_tokens(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal = N
         thread.join()
 
 
-class _HookedRunner:
-    """``runner`` with ``on_step`` added to every ``generate`` call."""
-
-    def __init__(self, runner, on_step) -> None:
-        self.runner, self.on_step = runner, on_step
-
-    def generate(self, *args, **settings):
-        return self.runner.generate(*args, on_step=self.on_step, **settings)
-
-
-def _run(runner: _HookedRunner, inputs: Mapping[str, np.ndarray], stop: StopSignal, updates: queue.Queue) -> None:
+def _run(runner, inputs: Mapping[str, np.ndarray], stop: StopSignal, on_step, updates: queue.Queue) -> None:
     try:
-        out = run_t2s(runner, inputs, stop)
+        out = run_t2s(runner, inputs, stop, on_step=on_step)
         updates.put((out["tokens"][0, : int(out["lengths"][0])].astype(np.int64), True))
     except BaseException as exc:  # handed to the consumer, which raises it
         updates.put(exc)
