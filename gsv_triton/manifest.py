@@ -16,6 +16,10 @@ MANIFEST_FORMAT = 1
 PRO_VERSIONS = ("v2Pro", "v2ProPlus")
 
 
+def needs_speaker_vector(sovits_version: str) -> bool:
+    return sovits_version in PRO_VERSIONS
+
+
 @dataclass(frozen=True)
 class SovitsShape:
     inter_channels: int
@@ -43,7 +47,7 @@ class Manifest:
 
     @property
     def needs_speaker_vector(self) -> bool:
-        return self.sovits_version in PRO_VERSIONS
+        return needs_speaker_vector(self.sovits_version)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

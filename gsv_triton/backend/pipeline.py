@@ -39,7 +39,7 @@ from gsv_triton.backend.cache import LruCache
 from gsv_triton.backend.cancel import NEVER, StopSignal
 from gsv_triton.contract import BERT_DIM, CODE_UPSAMPLE, frames_for_speed
 from gsv_triton.errors import InputError, renamed
-from gsv_triton.manifest import PRO_VERSIONS, Manifest
+from gsv_triton.manifest import Manifest, needs_speaker_vector
 from gsv_triton.settings import HOP_LENGTH, OUTPUT_SAMPLE_RATE, SSL_SAMPLE_RATE, Limits, SamplingDefaults
 from gsv_triton.text import (
     WARMUP_LANGUAGES,
@@ -94,7 +94,7 @@ class PipelineConfig:
 
     @property
     def needs_speaker_vector(self) -> bool:
-        return self.sovits_version in PRO_VERSIONS
+        return needs_speaker_vector(self.sovits_version)
 
     def check_timbre(self, ge: np.ndarray, field: str = "ge") -> None:
         """A stored voice's ge must come from a model of this repository's width (e.g. not v2's 512 on v2Pro)."""
