@@ -22,14 +22,21 @@ def _export(args: argparse.Namespace) -> None:
     export_repository(
         gpt=Path(args.gpt),
         sovits=Path(args.sovits),
-        hubert=Path(args.hubert),
-        bert=Path(args.bert),
+        hubert=Path(args.hubert) if args.hubert else None,
+        bert=Path(args.bert) if args.bert else None,
         out=Path(args.out),
         target=args.target,
         fp16=args.fp16,
         quantize=args.quantize,
         sv=Path(args.sv) if args.sv else None,
+        name=args.name,
     )
+
+
+def _remove_model(args: argparse.Namespace) -> None:
+    from gsv_export.build import remove_model_set
+
+    remove_model_set(Path(args.model_repository), args.name)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -73,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export checkpoints to ONNX inside a Triton model repository")
     p.add_argument("--gpt", required=True, help="GPT (s1) .ckpt file")
     p.add_argument("--sovits", required=True, help="SoVITS (s2) .pth file")
-    p.add_argument("--hubert", required=True, help="chinese-hubert-base folder")
-    p.add_argument("--bert", required=True, help="chinese-roberta-wwm-ext-large folder")
+    p.add_argument("--hubert", help="chinese-hubert-base folder (not needed to add a --name set to a repository)")
+    p.add_argument("--bert", help="chinese-roberta-wwm-ext-large folder (likewise)")
     p.add_argument("--sv", help="speaker-verification file pretrained_eres2netv2w24s4ep4.ckpt (v2Pro/v2ProPlus only)")
     p.add_argument("--out", required=True, help="model repository to write")
+    p.add_argument("--name", help="add this fine-tune as a model set of its own to the repository (or start one "
+                   "with it); requests choose it by this name. Without: the default set")
     p.add_argument(
         "--target",
         choices=["cpu", "gpu", "gpu-torch"],
@@ -92,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8: dynamic int8 weights for the T2S graphs (CPU; about 2x faster decode steps, small accuracy cost)",
     )
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("remove-model", help="take a model set (export --name) out of a model repository")
+    p.add_argument("--model-repository", required=True)
+    p.add_argument("name")
+    p.set_defaults(func=_remove_model)
 
     p = sub.add_parser("serve", help="run tritonserver on an exported model repository")
     p.add_argument("--model-repository", required=True)

@@ -7,6 +7,11 @@ Layout written (one Triton model per network; ``t2s`` holds both graphs of the a
     REPO/t2s/1/t2s_prefill.onnx, t2s_step.onnx
     REPO/sovits_decode/1/sovits_decode.onnx  REPO/gsv_manifest.json
     v2Pro/v2ProPlus also: REPO/speaker_encoder/1/speaker_encoder.onnx (ERes2NetV2, from ``--sv``)
+
+``--name NAME`` adds a model set (one more fine-tune) to a repository, or starts one with it: the set's own
+networks go to ``REPO/NAME__t2s``, ``NAME__vq_encode``, ``NAME__ref_encoder``, ``NAME__sovits_decode``; the
+shared ones (ssl, bert, speaker_encoder) are written only where the repository lacks them
+(:mod:`gsv_triton.model_sets`). :func:`remove_model_set` takes a set out again.
 """
 
 from __future__ import annotations
@@ -36,30 +41,62 @@ from gsv_export.sovits_export import export_sovits
 from gsv_export.sv_export import export_speaker_encoder
 from gsv_export.t2s_export import export_t2s
 from gsv_export.triton_repository import MODEL_VERSION, TORCH_TARGET, install_triton_models
-from gsv_triton.errors import UserError
+from gsv_triton.errors import InputError, UserError
+from gsv_triton.manifest import MANIFEST_FILE, Manifest
+from gsv_triton.manifest import remove_model_set as remove_manifest_entry
+from gsv_triton.model_sets import DEFAULT_SET, SET_NETWORKS, check_set_name, network_model
 from gsv_triton.networks.pretrained import load_bert, load_hubert
 
+# The networks every model set of a repository shares (written once, by the export that starts the repository).
+SHARED_NETWORKS = ("ssl", "bert", "speaker_encoder")
 
-def _model_dir(repo: Path, name: str) -> Path:
-    path = repo / name / MODEL_VERSION
+
+def _model_dir(repo: Path, name: str, model_set: str = DEFAULT_SET) -> Path:
+    path = repo / network_model(name, model_set) / MODEL_VERSION
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _model_set(name: str | None) -> str:
+    try:
+        return DEFAULT_SET if name is None else check_set_name(name, "--name")
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _existing_sets(out: Path, model_set: str, target: str) -> dict[str, Manifest]:
+    """The sets ``out`` holds already; refuses a second set of one name and a mix of targets."""
+    sets = Manifest.read_sets(out) if (out / MANIFEST_FILE).is_file() else {}
+    if model_set != DEFAULT_SET and model_set in sets:
+        raise UserError(f"{out} already has a model set named {model_set!r}; remove it first "
+                        f"(gsv-triton remove-model --model-repository {out} {model_set})")  # fmt: skip
+    targets = {m.target for name, m in sets.items() if name != model_set}
+    if targets and targets != {target}:
+        raise UserError(f"{out} holds {'/'.join(sorted(targets))} model sets; a {target} set cannot join them")
+    return sets
+
+
+def _shared_present(out: Path, network: str) -> bool:
+    return (out / network / MODEL_VERSION / f"{network}.onnx").is_file()
 
 
 def export_repository(
     gpt: Path,
     sovits: Path,
-    hubert: Path,
-    bert: Path,
+    hubert: Path | None,
+    bert: Path | None,
     out: Path,
     target: str = "cpu",
     fp16: bool = False,
     quantize: str = "none",
     sv: Path | None = None,
+    name: str | None = None,
 ) -> dict[str, Path]:
     """Export every network of the pipeline into ``out``; returns {network: onnx path}.
 
     ``sv``: the speaker-verification checkpoint, required for v2Pro/v2ProPlus SoVITS files.
+
+    ``name``: the model set to add (None: the default set, whose export rewrites the shared networks too).
 
     ``target="gpu-torch"`` writes torch weights instead of ONNX (:mod:`gsv_export.torch_target`).
 
@@ -69,7 +106,10 @@ def export_repository(
         raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_CHOICES)}")
     if quantize != "none" and fp16:
         raise UserError("--quantize int8 and --fp16 exclude each other (int8 applies to the fp32 T2S graphs)")
+    model_set = _model_set(name)
     if target == TORCH_TARGET:
+        if model_set != DEFAULT_SET:
+            raise UserError("--target gpu-torch repositories hold one model: --name needs --target cpu or gpu")
         if quantize != "none" or fp16:
             raise UserError("--target gpu-torch stores torch weights: --quantize and --fp16 do not apply")
         if sv is not None:
@@ -85,25 +125,32 @@ def export_repository(
     torch.set_grad_enabled(False)
     gpt_ckpt, sovits_ckpt = load_gpt(gpt), load_sovits(sovits)
     check_compatible(gpt_ckpt, sovits_ckpt)
-    sv_ckpt = speaker_verification(sovits_ckpt, None if sv is None else Path(sv))
-    hubert_net, bert_net = load_hubert(hubert), load_bert(bert)
     out = Path(out)
+    existing = _existing_sets(out, model_set, target)
+    # A named set joining a repository uses its shared networks as they are; the default set rewrites them.
+    write_shared = model_set == DEFAULT_SET or not existing
+    if write_shared and (hubert is None or bert is None):
+        raise UserError(f"--hubert and --bert are needed: {out} has no shared networks yet")
+    reuse_sv = not write_shared and _shared_present(out, "speaker_encoder")
+    sv_ckpt = None if reuse_sv else speaker_verification(sovits_ckpt, None if sv is None else Path(sv))
     out.mkdir(parents=True, exist_ok=True)
 
     paths: dict[str, Path] = {}
-    with Stopwatch("ssl (HuBERT)"):
-        paths["ssl"] = export_ssl(hubert_net, _model_dir(out, "ssl"))
-    del hubert_net
-    with Stopwatch("bert (RoBERTa, hidden_states[-3])"):
-        paths["bert"] = export_bert(bert_net, _model_dir(out, "bert"))
-    del bert_net
+    if write_shared:
+        hubert_net, bert_net = load_hubert(hubert), load_bert(bert)
+        with Stopwatch("ssl (HuBERT)"):
+            paths["ssl"] = export_ssl(hubert_net, _model_dir(out, "ssl"))
+        del hubert_net
+        with Stopwatch("bert (RoBERTa, hidden_states[-3])"):
+            paths["bert"] = export_bert(bert_net, _model_dir(out, "bert"))
+        del bert_net
     t2s = load_t2s(gpt_ckpt)
-    t2s_paths = export_t2s(t2s, _model_dir(out, "t2s"))
+    t2s_paths = export_t2s(t2s, _model_dir(out, "t2s", model_set))
     paths.update({f"t2s_{k}": v for k, v in t2s_paths.items()})
     synthesizer = load_synthesizer(sovits_ckpt)
     with tempfile.TemporaryDirectory(dir=out) as staging:
-        for name, path in export_sovits(synthesizer, Path(staging)).items():
-            paths[name] = Path(shutil.move(str(path), _model_dir(out, name) / path.name))
+        for network, path in export_sovits(synthesizer, Path(staging)).items():
+            paths[network] = Path(shutil.move(str(path), _model_dir(out, network, model_set) / path.name))
     if sv_ckpt is not None:
         paths["speaker_encoder"] = export_speaker_encoder(load_speaker_encoder(sv_ckpt),
                                                           _model_dir(out, "speaker_encoder"))  # fmt: skip
@@ -128,7 +175,29 @@ def export_repository(
 
     manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": ort_optimized}
     sources = {"gpt": gpt, "sovits": sovits, "hubert": hubert, "bert": bert, "sv": sv}
-    write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, sources, paths, manifest_flags)
+    shared_files = {n: f for n, f in _shared_files(existing).items() if n not in paths}
+    write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, sources, paths, manifest_flags,
+                   model_set, shared_files)  # fmt: skip
     install_triton_models(out, target)
     report_export(out, paths, "ONNX files", started)
     return paths
+
+
+def _shared_files(sets: dict[str, Manifest]) -> dict[str, str]:
+    """The shared networks' files the repository's sets name (a new set's manifest names them too)."""
+    return {n: f for m in sets.values() for n, f in m.files.items() if n in SHARED_NETWORKS}
+
+
+def remove_model_set(repo: Path, name: str) -> None:
+    """Take the named set ``name`` out of ``repo``: its four network folders and its manifest entry."""
+    repo, model_set = Path(repo), _model_set(name)
+    if model_set == DEFAULT_SET:
+        raise UserError("the default model set holds the repository's shared networks and cannot be removed; "
+                        "export a new repository instead")  # fmt: skip
+    sets = Manifest.read_sets(repo)
+    if model_set not in sets:
+        raise UserError(f"{repo} has no model set {model_set!r}; it has: {', '.join(sorted(sets)) or 'none'}")
+    remove_manifest_entry(repo, model_set)
+    for network in SET_NETWORKS:
+        shutil.rmtree(repo / network_model(network, model_set), ignore_errors=True)
+    print(f"[export] removed model set {model_set!r} from {repo}", flush=True)

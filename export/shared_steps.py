@@ -9,6 +9,7 @@ from pathlib import Path
 from gsv_export.checkpoints import SV_FILE_NAME, GptCheckpoint, SovitsCheckpoint, SvCheckpoint, load_sv
 from gsv_triton.errors import UserError
 from gsv_triton.manifest import PRO_VERSIONS, Manifest, SovitsShape
+from gsv_triton.model_sets import DEFAULT_SET
 from gsv_triton.networks.sovits import SynthesizerTrn, fold_weight_norm
 from gsv_triton.networks.t2s import T2SConfig, Text2SemanticDecoder
 
@@ -73,11 +74,14 @@ def write_manifest(
     sources: dict[str, Path | None],
     paths: dict[str, Path],
     flags: dict,
+    model_set: str = DEFAULT_SET,
+    shared_files: dict[str, str] | None = None,
 ) -> None:
     """``REPO/gsv_manifest.json``: versions, configs, sources and files of an export (every target).
 
     ``sources`` maps gpt, sovits, hubert, bert (and sv for Pro) to their paths; ``flags`` the target's own keys
-    (fp16, quantize...).
+    (fp16, quantize...). ``model_set`` names the set this export adds; ``shared_files`` the shared networks it
+    uses but did not write (a set added to a repository).
     """
     max_sec = int(gpt_ckpt.config.get("data", {}).get("max_sec", DEFAULT_MAX_SEC))
     Manifest(
@@ -89,8 +93,8 @@ def write_manifest(
         t2s=t2s.config.__dict__ | {"max_sec": max_sec},
         sovits=SovitsShape(synthesizer.inter_channels, synthesizer.gin_channels),
         sources={name: str(path) for name, path in sources.items() if path is not None},
-        files={name: str(path.relative_to(out)) for name, path in paths.items()},
-    ).write(out)
+        files={**(shared_files or {}), **{name: str(path.relative_to(out)) for name, path in paths.items()}},
+    ).write(out, model_set)
 
 
 def report_export(out: Path, paths: dict[str, Path], what: str, started: float) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from gsv_export.python_env import python_env_parameter
 from gsv_triton.errors import UserError
 from gsv_triton.manifest import MANIFEST_FILE, Manifest
+from gsv_triton.model_sets import DEFAULT_SET, SET_NETWORKS, network_model
 
 TEMPLATES_PACKAGE = "gsv_export.model_templates"  # pyproject maps it to model_repository/
 
@@ -177,12 +178,19 @@ def _env_parameter(target: str) -> str:
         return "# no EXECUTION_ENV_PATH: the Python stub uses the container's own Python environment"
 
 
-def repository_models(repo: Path) -> tuple[str, ...]:
-    """The Triton models an exported repository has: :data:`MODELS`, plus :data:`PRO_MODELS` when its manifest
-    says v2Pro/v2ProPlus."""
-    if (Path(repo) / MANIFEST_FILE).is_file() and Manifest.read(repo).needs_speaker_vector:
-        return MODELS + PRO_MODELS
-    return MODELS
+def repository_models(repo: Path) -> dict[str, str]:
+    """The Triton models an exported repository has, each with its template: :data:`MODELS`, :data:`PRO_MODELS`
+    when a model set of its manifest is v2Pro/v2ProPlus, and every named set's own networks
+    (:mod:`gsv_triton.model_sets`)."""
+    sets = Manifest.read_sets(repo) if (Path(repo) / MANIFEST_FILE).is_file() else {}
+    has_default = not sets or DEFAULT_SET in sets  # a repository started with `export --name` has no default set
+    models = {m: m for m in MODELS if has_default or m not in SET_NETWORKS}
+    if any(m.needs_speaker_vector for m in sets.values()):
+        models.update({m: m for m in PRO_MODELS})
+    for model_set in sets:
+        if model_set != DEFAULT_SET:
+            models.update({network_model(n, model_set): n for n in SET_NETWORKS})
+    return models
 
 
 def install_triton_models(repo: Path, target: str = "cpu", threads: int | None = None) -> None:
@@ -193,14 +201,14 @@ def install_triton_models(repo: Path, target: str = "cpu", threads: int | None =
     if not repo.is_dir():
         raise UserError(f"model repository {repo} does not exist")
     models = repository_models(repo)
-    missing = [m for m in models if not (TEMPLATES / m / "config.pbtxt").is_file()]
+    missing = [m for m in set(models.values()) if not (TEMPLATES / m / "config.pbtxt").is_file()]
     if missing:
         raise UserError(f"the model templates in {TEMPLATES} lack {', '.join(missing)}")
     env = _env_parameter(target)
     threads = threads or default_threads()
     gpu = target == TORCH_TARGET and torch_sees_gpu()
-    for model in models:
-        source, dest = TEMPLATES / model, repo / model
+    for dest_name, model in models.items():
+        source, dest = TEMPLATES / model, repo / dest_name
         (dest / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
         config = (source / "config.pbtxt").read_text("utf-8")
         if target == "gpu" and model in PLAIN_NETWORKS:

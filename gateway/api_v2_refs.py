@@ -74,10 +74,12 @@ class StoredReference:
 
 
 class ApiV2State:
-    """api_v2's per-process state (upstream keeps it in its TTS pipeline): the reference set by path."""
+    """api_v2's per-process state (upstream keeps it in its TTS pipeline): the reference set by path and the
+    model set ``/set_*_weights`` chose (None: the gateway's default)."""
 
     def __init__(self) -> None:
         self.reference: StoredReference | None = None
+        self.model: str | None = None
 
 
 def state_of(app_state: object) -> ApiV2State:
@@ -101,7 +103,7 @@ def with_mean_ge(main: Mapping[str, np.ndarray], ges: list[np.ndarray]) -> dict[
 
 async def averaged_voice(
     service: VoiceCloneService, main: bytes, aux: list[bytes], prompt_text: str, prompt_lang: str,
-    request_id: str,
+    request_id: str, model: str | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """voice_clone's stored-voice inputs for ``main`` with ``ge`` averaged over ``main`` and every ``aux``.
 
@@ -109,11 +111,12 @@ async def averaged_voice(
     kept (the prompt side costs a cached text frontend and one BERT call).
     """
     names = {"reference_audio": "ref_audio_path", "prompt_language": "prompt_lang"}
-    features = await service.encode_voice(main, prompt_text, prompt_lang, request_id, names)
+    _, features = await service.encode_voice(main, prompt_text, prompt_lang, request_id, names, model)
     ges = [features["ge"]]
     for index, clip in enumerate(aux):
         aux_names = {**names, "reference_audio": f"aux_ref_audio_paths[{index}]"}
-        ges.append((await service.encode_voice(clip, prompt_text, prompt_lang, request_id, aux_names))["ge"])
+        _, aux_features = await service.encode_voice(clip, prompt_text, prompt_lang, request_id, aux_names, model)
+        ges.append(aux_features["ge"])
     return with_mean_ge(features, ges)
 
 

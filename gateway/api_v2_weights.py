@@ -1,13 +1,17 @@
-"""api_v2's ``/set_gpt_weights`` and ``/set_sovits_weights`` before model switching exists.
+"""api_v2's ``/set_gpt_weights`` and ``/set_sovits_weights``: choose the model set ``/tts`` speaks with.
 
-Triton serves one exported repository; switching checkpoints belongs to the multi-model issue. Until then a
-path naming the checkpoint the served models were exported from answers success (a client that sets the
-weights it already runs keeps working), and any other path a clear 400.
+Upstream switches its one process's GPT or SoVITS file; here every fine-tune is a model set of the served
+repository (``gsv-triton export --name``), and these routes choose the set of the checkpoint a path names. A
+set is a GPT + SoVITS pair, so either call switches ``/tts`` to the whole set that checkpoint belongs to (the
+usual pair of calls names one set twice). The choice is the gateway's, for every api_v2 client (upstream's is
+per process too); our own routes name their set per request (``model``). Requests already running keep their
+set: a switch never changes the voice of an answer under way (upstream's race, PR #569).
 
-Where the loaded checkpoints are known: the repository's ``gsv_manifest.json`` ("sources": the paths export
-read), found through ``GSV_MODEL_REPOSITORY``. Triton's model configs do not carry them. A path is confined
-to the folder holding the loaded checkpoint of its kind (relative paths resolve there; ``..``, absolute paths
-elsewhere, symlinks out and NUL bytes are 403), so a client learns nothing about other files.
+Where the checkpoints are known: the repository's ``gsv_manifest.json`` (every set's "sources", the paths export
+read), found through ``GSV_MODEL_REPOSITORY``; Triton's configs do not carry them. A path resolves inside the
+folders holding the sets' checkpoints of its kind (relative paths against each; ``..``, absolute paths
+elsewhere, symlinks out and NUL bytes are 403), so a client learns nothing about other files. A set's name is
+accepted as ``weights_path`` too.
 """
 
 from __future__ import annotations
@@ -24,28 +28,39 @@ FIELD = "weights_path"
 KINDS = {"gpt": "GPT (.ckpt)", "sovits": "SoVITS (.pth)"}
 
 
-def loaded_checkpoint(repository: Path | None, kind: str) -> Path:
-    """The real path of the ``kind`` checkpoint the served repository was exported from."""
+def served_checkpoints(repository: Path | None, kind: str) -> dict[Path, str]:
+    """``{real path of a set's kind checkpoint: set name}`` of the served repository."""
     if repository is None:
         raise ForbiddenPath(f"{FIELD}: this gateway does not know which checkpoints Triton serves; its operator "
                             "sets GSV_MODEL_REPOSITORY to the exported repository to allow these routes", FIELD)  # fmt: skip
     try:
-        manifest = Manifest.read(repository)
+        sets = Manifest.read_sets(repository)
     except UserError as exc:
         raise ServiceUnavailable(f"{FIELD}: {exc} (GSV_MODEL_REPOSITORY)", FIELD) from None
-    source = manifest.sources.get(kind)
-    if not source:
+    checkpoints = {Path(m.sources[kind]).resolve(): name for name, m in sets.items() if m.sources.get(kind)}
+    if not checkpoints:
         raise ServiceUnavailable(f"{FIELD}: the repository's manifest names no {kind} checkpoint", FIELD)
-    return Path(source).resolve()
+    return checkpoints
 
 
-def check_weights(raw: str | None, kind: str, repository: Path | None) -> Path:
-    """The loaded checkpoint when ``raw`` names it; 400 for another checkpoint, 403 outside its folder."""
+def weights_model_set(raw: str | None, kind: str, repository: Path | None) -> str:
+    """The model set whose ``kind`` checkpoint ``raw`` names (or whose name ``raw`` is); 400 for a checkpoint
+    no set was exported from, 403 outside the checkpoints' folders."""
     if raw is None or raw == "":
         raise InputError(FIELD, f"is required (the {KINDS[kind]} checkpoint to serve)")
-    loaded = loaded_checkpoint(repository, kind)
-    real = confine(raw, loaded.parent, FIELD, f"the folder of the served {kind} checkpoint")
-    if real != loaded:
-        raise InputError(FIELD, f"switching models is not supported yet: Triton serves the {KINDS[kind]} checkpoint "
-                                f"{loaded.name!r}; send its path, or export {raw!r} and serve that repository")  # fmt: skip
-    return loaded
+    checkpoints = served_checkpoints(repository, kind)
+    if raw in checkpoints.values():
+        return raw
+    confined = None
+    for folder in sorted({path.parent for path in checkpoints}):
+        try:
+            confined = confine(raw, folder, FIELD, f"the folders of the served {kind} checkpoints")
+        except ForbiddenPath:
+            continue
+        if confined in checkpoints:
+            return checkpoints[confined]
+    if confined is None:
+        confine(raw, next(iter(checkpoints)).parent, FIELD, f"the folders of the served {kind} checkpoints")
+    served = ", ".join(f"{path.name!r} ({name})" for path, name in sorted(checkpoints.items()))
+    raise InputError(FIELD, f"no model set of this server was exported from {raw!r}; its {KINDS[kind]} checkpoints: "
+                            f"{served}. Add one with `gsv-triton export --name NAME`")  # fmt: skip

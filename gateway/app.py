@@ -20,6 +20,7 @@ from .models import SupervisorHealth
 from .references import ReferenceStore, load_default_reference
 from .routes.api_v2 import router as api_v2_router
 from .routes.convert import router as convert_router
+from .routes.models import router as models_router
 from .routes.openai import router as openai_router
 from .routes.ops import router as ops_router
 from .routes.stream import router as stream_router
@@ -84,6 +85,7 @@ def create_app(
         voices_router,
         convert_router,
         openai_router,
+        models_router,
         upstream_router,
         api_v2_router,
         ops_router,

@@ -42,11 +42,16 @@ async def with_aux_voices(
         main = dict(fields.voice)
     else:
         assert fields.reference_audio is not None and fields.prompt_text and fields.prompt_language
-        main = await service.encode_voice(
-            fields.reference_audio, fields.prompt_text, fields.prompt_language, request_id, FORM_FIELDS
+        model_set, main = await service.encode_voice(
+            fields.reference_audio, fields.prompt_text, fields.prompt_language, request_id, FORM_FIELDS, fields.model
         )
+        fields = dataclasses.replace(fields, model=model_set)
     ges = [main["ge"]]
     for voice_id, voice in zip(ids, aux, strict=True):
+        if fields.model is not None and voice.info.model != fields.model:
+            raise InputError(FIELD, f"voice {voice_id!r} was stored under model set {voice.info.model!r}, the "
+                                    f"request speaks with {fields.model!r}: timbres average within one set",
+                             STATUS_OTHER_MODEL)  # fmt: skip
         ge = voice.features["ge"]
         if ge.size != main["ge"].size:
             raise InputError(FIELD, f"voice {voice_id!r} has a timbre vector (ge) of {ge.size} values, the request's "

@@ -63,6 +63,10 @@ class SynthesisForm(BaseModel):
     voice_id: str | SkipJsonSchema[None] = Field(
         None, description="a stored voice (POST /v1/voices) instead of audio + prompt"
     )
+    model: str | SkipJsonSchema[None] = Field(
+        None, description="the model set (fine-tune) to speak with, by its export --name (default: the server's "
+        "default; a stored voice speaks with the set it was stored under)",
+    )
     aux_voice_ids: str | SkipJsonSchema[None] = Field(
         None,
         description="/v1/voice-clone: more stored voices, comma-separated; their timbre (ge) is averaged with "

@@ -122,6 +122,7 @@ class VoiceResponse(BaseModel):
     prompt_phones: int = Field(description="phones of the transcript")
     prompt_tokens: int = Field(description="semantic tokens of the reference clip")
     created_at: float = Field(description="Unix seconds")
+    model: str = Field(description="the model set the voice was stored under, and speaks with")
 
 
 class VoiceList(BaseModel):
@@ -139,7 +140,8 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(description="gpt-sovits, or OpenAI's tts-1 / tts-1-hd / gpt-4o-mini-tts (all the same model)")
+    model: str = Field(description="a model set's name (GET /v1/models), or gpt-sovits / OpenAI's tts-1 / tts-1-hd / "
+                       "gpt-4o-mini-tts (the default set; a stored voice speaks with its own set)")
     input: str = Field(description="the text to speak")
     voice: str | SpeechVoice = Field(description='a stored voice: its id, its name, or {"id": ...}')
     response_format: str | None = Field(None, description="mp3 (default, as OpenAI), opus, flac, wav, pcm")
@@ -151,11 +153,27 @@ class SpeechRequest(BaseModel):
     seed: int | None = Field(None, description="sampling seed; the same request and seed give the same audio")
 
 
+class ModelSetInfo(BaseModel):
+    """A model set (one fine-tune: ``gsv-triton export --name``) and what the gateway knows of it."""
+
+    name: str
+    state: Literal["loaded", "unloaded", "loading", "unloading"]
+    default: bool = Field(description="requests that name no model speak with it")
+    in_flight: int = Field(description="this gateway's requests running on it now")
+    idle_s: float | None = Field(description="seconds since its last request started (null: none yet)")
+    loads: int = Field(description="loads by this gateway")
+    last_error: str | None = Field(description="why its last load failed (null: it did not)")
+    triton_models: list[str] = Field(description="its networks' Triton models")
+
+
 class ModelCard(BaseModel):
+    """OpenAI's model object: the OpenAI ids (the default set) and one per model set (``model_set`` says which)."""
+
     id: str
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "gsv-triton"
+    model_set: ModelSetInfo | None = None
 
 
 class ModelList(BaseModel):

@@ -21,6 +21,7 @@ from gsv_triton.settings import Settings
 
 from .admission import Admission
 from .metrics import GatewayMetrics
+from .model_sets import ModelSets
 from .offload import INLINE_MAX_SAMPLES, run_cpu
 from .triton import StreamPiece, Synthesis, TritonVoiceClone
 from .validation import CloneFields, build_tensors, contract_tensors
@@ -58,12 +59,17 @@ class VoiceCloneService:
         self.limits = settings.limits
         self.metrics = metrics
         self.admission = Admission(settings.max_in_flight)
+        self.model_sets = ModelSets(triton, settings.default_model, settings.max_loaded_model_sets,
+                                    settings.model_load_timeout_s)  # fmt: skip
 
     async def synthesize(self, fields: CloneFields, request_id: str, names: Mapping[str, str]) -> Synthesis:
-        """Run voice_clone on ``fields``."""
+        """Run voice_clone on ``fields`` with the model set they name (loaded first where it is not)."""
         async with self.admission.slot():
             with client_names(names):
-                result = await self.triton.synthesize(build_tensors(fields, self.settings), request_id)
+                tensors = build_tensors(fields, self.settings)  # the wire checks come before any Triton call
+                async with self.model_sets.use(fields.model) as model_set:
+                    tensors.update(model_tensor(model_set))
+                    result = await self.triton.synthesize(tensors, request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
@@ -77,31 +83,46 @@ class VoiceCloneService:
         ``stream=true``, api_v2 ``streaming_mode``): the model checks the chunk settings and its InputError
         names ``chunk_tokens`` / ``overlap_tokens`` under the route's names. Closing the iterator (the client
         went away) cancels the gRPC call, which stops the generation."""
-        tensors = build_tensors(fields, self.settings)
-        if chunking is not None:
-            tensors.update(chunking.tensors())
         async with self.admission.slot():
             with client_names(names):
-                async for piece in self.triton.stream(tensors, request_id):
-                    self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
-                    yield piece
+                tensors = build_tensors(fields, self.settings)
+                if chunking is not None:
+                    tensors.update(chunking.tensors())
+                async with self.model_sets.use(fields.model) as model_set:
+                    tensors.update(model_tensor(model_set))
+                    async for piece in self.triton.stream(tensors, request_id):
+                        self.metrics.add_audio(len(piece.audio) / piece.sample_rate)
+                        yield piece
 
     async def convert(self, values: Mapping[str, object], request_id: str, names: Mapping[str, str]) -> Synthesis:
-        """Run voice_convert on ``values`` (its input names; None: not sent)."""
+        """Run voice_convert on ``values`` (its input names; None: not sent; ``model`` names the set)."""
         async with self.admission.slot():
             with client_names(names):
-                result = await self.triton.convert(contract_tensors(VOICE_CONVERT, values), request_id)
+                tensors = contract_tensors(VOICE_CONVERT, values)
+                async with self.model_sets.use(values.get("model")) as model_set:
+                    tensors.update(model_tensor(model_set))
+                    result = await self.triton.convert(tensors, request_id)
         self.metrics.add_audio(result.duration_s)
         return result
 
     async def encode_voice(
-        self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str, names: Mapping[str, str]
-    ) -> dict[str, np.ndarray]:
-        """The stored-voice features of a clip and its transcript (voice_encode)."""
-        values = {"reference_audio": audio, "prompt_text": prompt_text, "prompt_language": prompt_language}
+        self, audio: bytes, prompt_text: str, prompt_language: str, request_id: str, names: Mapping[str, str],
+        model: str | None = None,
+    ) -> tuple[str, dict[str, np.ndarray]]:  # fmt: skip
+        """The stored-voice features of a clip and its transcript (voice_encode) under model set ``model``
+        (None: the default), with the set's name: the features belong to that set's SoVITS."""
         async with self.admission.slot():
             with client_names(names):
-                return await self.triton.encode_voice(contract_tensors(VOICE_ENCODE, values), request_id)
+                values = {"reference_audio": audio, "prompt_text": prompt_text, "prompt_language": prompt_language}
+                tensors = contract_tensors(VOICE_ENCODE, values)
+                async with self.model_sets.use(model) as model_set:
+                    tensors.update(model_tensor(model_set))
+                    return model_set, await self.triton.encode_voice(tensors, request_id)
+
+
+def model_tensor(model_set: str) -> dict[str, np.ndarray]:
+    """The ``model`` input naming ``model_set`` (the same tensor for every orchestrator)."""
+    return contract_tensors(VOICE_ENCODE, {"model": model_set})
 
 
 @contextmanager

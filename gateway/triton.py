@@ -109,6 +109,15 @@ def _seed(used_seed: np.ndarray | None) -> int:
     return int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0
 
 
+class ModelLoadFailed(ServiceUnavailable):
+    """Triton could not load a model (its files are missing or broken, or it ran out of memory)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"Triton could not load {model}: {reason}")
+        self.model = model
+        self.reason = reason
+
+
 class TritonVoiceClone:
     """Async client of ``model_name`` at the gRPC endpoint ``url`` (unary calls at the HTTP ``http_url`` if given)."""
 
@@ -318,6 +327,34 @@ class TritonVoiceClone:
     def _note_failure(self, message: str) -> None:
         if DEAD_STUB_MESSAGE in message:
             self._dead_stub_seen.append(time.monotonic())
+
+    # -- model control (Triton's repository API; the model sets of gateway.model_sets) -------------------------
+    async def model_states(self) -> dict[str, str]:
+        """``{model: state}`` of every model in Triton's repository (READY, UNAVAILABLE, LOADING; "" never loaded)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            index = await self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise self._domain_error(exc, self.model_name) from None  # Triton down: the usual 503
+        return {m.get("name", ""): m.get("state", "") for m in index.get("models", [])}
+
+    async def load_model(self, model: str, timeout_s: float) -> None:
+        """Load ``model`` (explicit model control); :class:`ModelLoadFailed` with Triton's reason."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            await self._client.load_model(model, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            raise ModelLoadFailed(model, exc.message() or str(exc)) from None
+
+    async def unload_model(self, model: str) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            await self._client.unload_model(model, client_timeout=self.health_timeout_s)
+        except InferenceServerException as exc:
+            raise ServiceUnavailable(f"Triton did not unload {model}: {exc.message() or exc}") from None
 
     # -- health ---------------------------------------------------------------------------------------------
     async def health(self) -> TritonHealth:

@@ -57,6 +57,8 @@ class CloneFields:
     seed: int | None = None
     # A stored voice's features (gateway.voices.FEATURES); then the three reference fields above are None.
     voice: Mapping[str, np.ndarray] | None = None
+    # The model set to speak with (None: the gateway's default; a stored voice's set when it names one).
+    model: str | None = None
 
 
 def wire_tensor(spec: TensorSpec, value: object) -> np.ndarray:
@@ -114,6 +116,7 @@ def build_tensors(fields: CloneFields, settings: Settings) -> dict[str, np.ndarr
         "speed": fields.speed,
         "seed": fields.seed,
         "max_new_tokens": settings.max_new_tokens,
+        "model": fields.model,
     }
     if fields.voice is not None:
         values.update(fields.voice)

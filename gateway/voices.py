@@ -41,6 +41,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.errors import InputError, UserError
+from gsv_triton.model_sets import DEFAULT_SET, MODEL_FIELD
 
 from .errors import GatewayError
 
@@ -107,12 +108,24 @@ class VoiceInfo:
     prompt_phones: int
     prompt_tokens: int
     created_at: float  # Unix seconds
+    # The model set whose SoVITS encoded the voice (its codes and ge belong to it); voices stored before model
+    # sets existed were encoded with the default set.
+    model: str = DEFAULT_SET
 
 
 @dataclass(frozen=True)
 class Voice:
     info: VoiceInfo
     features: dict[str, np.ndarray]
+
+
+def voice_model_set(info: VoiceInfo, requested: str | None, field: str = MODEL_FIELD) -> str:
+    """The model set a request with this voice speaks with: the voice's own (422 when the request names another,
+    since the voice's codes and ge come from its set's SoVITS)."""
+    if requested and requested != info.model:
+        raise InputError(field, f"voice {info.id!r} was stored under model set {info.model!r}, not {requested!r}: "
+                         "send no model with it, or store the voice again under that set", status=422)  # fmt: skip
+    return info.model
 
 
 def check_voice_id(voice_id: str, field: str = "voice_id") -> str:
@@ -166,7 +179,7 @@ class VoiceStore:
 
     def create(
         self, name: str | None, prompt_text: str, prompt_language: str, reference: bytes,
-        reference_seconds: float, features: dict[str, np.ndarray],
+        reference_seconds: float, features: dict[str, np.ndarray], model: str = DEFAULT_SET,
     ) -> VoiceInfo:  # fmt: skip
         if name is not None and len(name) > MAX_NAME_CHARS:
             raise InputError("name", f"is longer than {MAX_NAME_CHARS} characters", 413)
@@ -180,6 +193,7 @@ class VoiceStore:
             prompt_phones=int(features["prompt_phone_ids"].size),
             prompt_tokens=int(features["prompt_codes"].size),
             created_at=round(time.time(), 3),
+            model=model,
         )
         buffer = io.BytesIO()
         np.savez(buffer, **{k: np.ascontiguousarray(features[k]) for k in FEATURES})

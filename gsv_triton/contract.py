@@ -120,6 +120,8 @@ PROMPT_BERT = _t("prompt_bert", "FP32", (BERT_DIM, -1), "a stored voice: the tra
                  optional=True)  # fmt: skip
 PROMPT_CODES = _t("prompt_codes", "INT64", (-1,), "a stored voice: the reference's semantic codes", optional=True)
 GE = _t("ge", "FP32", (-1,), "a stored voice: the reference's timbre vector", optional=True)
+MODEL_SET = _t("model", "BYTES", (1,), "the model set (fine-tune) to speak with, by its export --name; absent or "
+               "empty: the default set", optional=True)  # fmt: skip
 SPEED = _t("speed", "FP32", (1,), "speaking rate (0.25-4, default 1)", optional=True)
 SEED = _t("seed", "INT64", (1,), "random seed (an unsigned 64-bit value may be sent as its INT64 bits)", optional=True)
 SAMPLING = (
@@ -133,7 +135,7 @@ SYNTHESIS_INPUTS = (
     _t("repetition_penalty", "FP32", (1,), "sampling: repetition penalty > 0 (default 1.35)", optional=True),
     _t("max_new_tokens", "INT32", (1,), "cap on semantic tokens per sentence piece (1-1500)", optional=True),
     _t("ignore_eos", "BOOL", (1,), "benchmarks: generate max_new_tokens tokens, never stop early", optional=True),
-    PROMPT_PHONE_IDS, PROMPT_BERT, PROMPT_CODES, GE,
+    PROMPT_PHONE_IDS, PROMPT_BERT, PROMPT_CODES, GE, MODEL_SET,
 )  # fmt: skip
 AUDIO = _t("audio", "FP32", (-1,), "32 kHz mono audio in [-1, 1]")
 SAMPLE_RATE = _t("sample_rate", "INT32", (1,), "the audio's sample rate")
@@ -175,6 +177,7 @@ VOICE_ENCODE = ModelContract(
         _t("reference_audio", "BYTES", (1,), REFERENCE_AUDIO.meaning),
         _t("prompt_text", "BYTES", (1,), PROMPT_TEXT.meaning),
         _t("prompt_language", "BYTES", (1,), PROMPT_LANGUAGE.meaning),
+        MODEL_SET,
     ),
     (
         _t("prompt_phone_ids", "INT64", (-1,), PROMPT_PHONE_IDS.meaning),
@@ -192,7 +195,7 @@ VOICE_CONVERT = ModelContract(
         TEXT_LANGUAGE,
         _t("reference_audio", "BYTES", (1,), "the target voice's clip (or ge)", optional=True),
         _t("ge", "FP32", (-1,), "the target voice's stored timbre vector (or reference_audio)", optional=True),
-        SPEED, SEED,
+        SPEED, SEED, MODEL_SET,
     ),
     (AUDIO, SAMPLE_RATE, USED_SEED),
 )  # fmt: skip

@@ -66,6 +66,11 @@ DEFAULT_HEALTH_TIMEOUT_S = 2.0
 # Triton's voice_clone runs 2 requests at once and queues 16 (model_repository/voice_clone/config.pbtxt): one
 # gateway never meets Triton's limit, and more in flight would only wait longer.
 DEFAULT_MAX_IN_FLIGHT = 16
+# Model sets (fine-tunes) loaded at once in one Triton: about 1.2 GB each at full size in fp32 (perf/README.md,
+# "Many model sets"), so 4 leave room for the shared networks and the request peaks in 24 GiB.
+DEFAULT_MAX_LOADED_MODEL_SETS = 4
+# How long a request waits for its model set to load (a full-size set loads in about 10 s on 2 cores).
+DEFAULT_MODEL_LOAD_TIMEOUT_S = 120.0
 # Slow clients (README "Production: reverse proxy and slow clients"): a request's headers must arrive within
 # HEADER_READ, its body within BODY_READ of the headers; an idle keep-alive connection is closed after KEEP_ALIVE.
 DEFAULT_HEADER_READ_TIMEOUT_S = 10.0
@@ -127,6 +132,12 @@ class Settings(BaseSettings):
     # The exported repository Triton serves (its gsv_manifest.json): api_v2's /set_gpt_weights and
     # /set_sovits_weights compare a path with the checkpoints it was exported from (None: they answer 403).
     model_repository: Path | None = None
+    # -- model sets (gsv_triton.model_sets): several fine-tunes in one Triton, loaded on demand -------------------
+    # The set a request that names none gets.
+    default_model: str = "default"
+    # Sets loaded at once; loading one more unloads the least recently used set that has no request in flight.
+    max_loaded_model_sets: int = Field(DEFAULT_MAX_LOADED_MODEL_SETS, ge=1)
+    model_load_timeout_s: float = Field(DEFAULT_MODEL_LOAD_TIMEOUT_S, gt=0)
 
     # -- input limits (the gateway's body cap; every rule inside Triton) ----------------------------------
     max_upload_bytes: int = Field(_DEFAULT_LIMITS.max_upload_bytes, gt=0)
@@ -145,6 +156,15 @@ class Settings(BaseSettings):
                 "the gateway talks gRPC to Triton: give its gRPC endpoint as host:port (default port 8001)"
             )
         return value.removeprefix("grpc://").rstrip("/")
+
+    @field_validator("default_model")
+    @classmethod
+    def _model_set_name(cls, value: str) -> str:
+        from gsv_triton.model_sets import NAME_RULE
+
+        if not NAME_RULE.match(value):
+            raise ValueError("a model set name: lower-case letters, digits and single hyphens")
+        return value
 
     @field_validator("triton_http_url")
     @classmethod

@@ -68,6 +68,15 @@ def reference_clip(
     return buffer.getvalue()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; the platform's processor string elsewhere): tables are dated with it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.node()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of process ``pid`` so far (Linux /proc; None elsewhere)."""
     try:
@@ -130,6 +139,14 @@ def add_stack_arguments(parser: argparse.ArgumentParser, serves: str = "") -> No
     parser.add_argument("--max-new-tokens", type=int, default=40, help="semantic tokens per piece (bounds demo models)")
 
 
+def refer_root(workdir: Path) -> Path:
+    """The gateway's reference directory (api.py and api_v2 paths) holding ``ref.wav``, the benchmark clip."""
+    root = workdir / "refs"
+    root.mkdir(exist_ok=True)
+    (root / "ref.wav").write_bytes(reference_clip())
+    return root
+
+
 @contextmanager
 def gateway_stack(args: argparse.Namespace, name: str, extra_models: bool = False) -> Iterator[tuple[Gateway, str]]:
     """A tritonserver (started on ``--model-repository``, with the extra models if asked, or the running one
@@ -148,7 +165,7 @@ def gateway_stack(args: argparse.Namespace, name: str, extra_models: bool = Fals
             server.wait_ready(READY_TIMEOUT_S)
             triton_grpc, triton_http = server.grpc_endpoint, server.http_endpoint
         gateway = Gateway(triton_grpc, args.max_new_tokens, workdir / "gateway.log",
-                          env={"GSV_VOICE_DIR": str(workdir / "voices")},
+                          env={"GSV_VOICE_DIR": str(workdir / "voices"), "GSV_REFER_ROOT": str(refer_root(workdir))},
                           triton_http=triton_http if args.gateway_transport == "http" else None)  # fmt: skip
         try:
             yield gateway, triton_grpc

@@ -16,6 +16,14 @@ audio byte and to the end, with the 1-minute load average at each request (a sha
     .venv/bin/python perf/bench_stream.py --model-repository artifacts/repository-full-v2 --token-chunks \
         --max-new-tokens 1500 --requests 5 --concurrency 1
 
+``--api-v2``: the same sentence through api_v2's ``GET /tts`` as its clients send it (query parameters,
+``ref_audio_path`` in the gateway's reference directory, api_v2's defaults: ``text_split_method`` cut5,
+``min_chunk_length`` 16, ``overlap_length`` 2), ``streaming_mode`` 2, 1 and 0 interleaved; first audio byte
+(past the WAV header) and end::
+
+    .venv/bin/python perf/bench_stream.py --model-repository artifacts/repository-full-v2 --api-v2 \\
+        --max-new-tokens 1500 --requests 3 --concurrency 1 4
+
 ``--quality REPO`` (no server): the joined token-chunk stream against the unstreamed audio of the same seeded
 request, in-process, per chunk size: tokens identical?, SNR over the clip, largest step at a join against the
 99.9th percentile of the unstreamed audio's sample-to-sample steps, decoder seconds.
@@ -31,7 +39,7 @@ import time
 
 import httpx
 import numpy as np
-from bench_gateway import PROMPT, SEED, TIMEOUT_S, add_stack_arguments, gateway_stack, reference_clip
+from bench_gateway import PROMPT, SEED, TIMEOUT_S, add_stack_arguments, cpu_model, gateway_stack, reference_clip
 
 TEXT = "你好，这是第一句。这是第二句话，还有一点。最后是第三句！然后再说一句。"
 SENTENCE = "今天天气很好，我们一起去公园散步吧，顺便看看湖边的风景和花草树木，心情变得愉快。"  # 40 characters
@@ -39,6 +47,7 @@ SENTENCE = "今天天气很好，我们一起去公园散步吧，顺便看看�
 # (6.5 s), near what a trained voice speaks for 40 characters (seed 7 stops after 50).
 SENTENCE_SEED = 26
 VARIANTS = ("token-chunk stream", "per-piece stream", "unstreamed")
+API_V2_MODES = ("streaming_mode 2", "streaming_mode 1", "streaming_mode 0")
 CUT = "，。！"
 WARMUP = 2
 
@@ -99,20 +108,41 @@ def _timed(http: httpx.Client, url: str, variant: str, form: dict, reference: by
     return first or end, end
 
 
-def run_token_chunks(url: str, requests: int, concurrency: int, chunk_tokens: int) -> dict[str, list[tuple]]:
+def _timed_api_v2(http: httpx.Client, url: str, variant: str) -> tuple[float, float]:
+    """(first audio byte, end) in seconds of one ``GET /tts`` in ``variant``'s streaming_mode."""
+    query = {"text": SENTENCE, "text_lang": "zh", "ref_audio_path": "ref.wav", "prompt_text": PROMPT,
+             "prompt_lang": "zh", "seed": SENTENCE_SEED, "streaming_mode": variant.split()[-1]}  # fmt: skip
+    start = time.perf_counter()
+    first, received = None, 0
+    with http.stream("GET", f"{url}/tts", params=query) as response:
+        response.raise_for_status()
+        for raw in response.iter_raw():
+            received += len(raw)
+            if first is None and received > 44:  # past the WAV header: audio
+                first = time.perf_counter() - start
+    end = time.perf_counter() - start
+    return first or end, end
+
+
+def run_token_chunks(url: str, requests: int, concurrency: int, chunk_tokens: int,
+                     api_v2: bool = False) -> dict[str, list[tuple]]:  # fmt: skip
     """{variant: [(first byte s, end s, load), ...]}, the variants interleaved in each client's rounds."""
     form = {"text": SENTENCE, "text_language": "zh", "prompt_text": PROMPT, "prompt_language": "zh",
             "seed": str(SENTENCE_SEED), "cut_punc": ""}  # fmt: skip
     reference = reference_clip()
-    times: dict[str, list[tuple]] = {v: [] for v in VARIANTS}
+    variants = API_V2_MODES if api_v2 else VARIANTS
+    times: dict[str, list[tuple]] = {v: [] for v in variants}
     lock = threading.Lock()
 
     def worker(offset: int) -> None:
         http = httpx.Client(timeout=TIMEOUT_S)
         for i in range(requests + 1):  # round 0 warms up
-            for k in range(len(VARIANTS)):
-                variant = VARIANTS[(k + i + offset) % len(VARIANTS)]  # rotate the order round by round
-                first, end = _timed(http, url, variant, form, reference, chunk_tokens)
+            for k in range(len(variants)):
+                variant = variants[(k + i + offset) % len(variants)]  # rotate the order round by round
+                if api_v2:
+                    first, end = _timed_api_v2(http, url, variant)
+                else:
+                    first, end = _timed(http, url, variant, form, reference, chunk_tokens)
                 if i:
                     with lock:
                         times[variant].append((first, end, os.getloadavg()[0]))
@@ -127,19 +157,20 @@ def run_token_chunks(url: str, requests: int, concurrency: int, chunk_tokens: in
 
 
 def token_chunk_table(gateway_url: str, args: argparse.Namespace) -> list[str]:
-    lines = [f"Token-chunk streaming, {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.node()} "
-             f"({os.cpu_count()} cores); {len(SENTENCE)}-character zh sentence, one piece, chunk_tokens "
-             f"{args.chunk_tokens}, {args.requests} measured rounds per client", "",
+    what = "api_v2 GET /tts, its defaults" if args.api_v2 else f"one piece, chunk_tokens {args.chunk_tokens}"
+    lines = [f"Token-chunk streaming, {time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()} ({os.cpu_count()} cores); "
+             f"{len(SENTENCE)}-character zh sentence, {what}, {args.requests} measured rounds per client", "",
              "| concurrency | variant | first audio p50 ms | total p50 ms | total / unstreamed | load (min-max) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for concurrency in args.concurrency:
-        times = run_token_chunks(gateway_url, args.requests, concurrency, args.chunk_tokens)
-        base = float(np.median([t[1] for t in times["unstreamed"]]))
+        times = run_token_chunks(gateway_url, args.requests, concurrency, args.chunk_tokens, args.api_v2)
+        base = float(np.median([t[1] for t in times["streaming_mode 0" if args.api_v2 else "unstreamed"]]))
         for variant, rows in times.items():
             first, total = (1000 * float(np.median([r[i] for r in rows])) for i in (0, 1))
             loads = [r[2] for r in rows]
             lines.append(f"| {concurrency} | {variant} | {first:.0f} | {total:.0f} | {total / 1000 / base:.2f} | "
                          f"{min(loads):.1f}-{max(loads):.1f} |")  # fmt: skip
+            print(lines[-1], flush=True)
     return lines
 
 
@@ -193,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(parser, " that serves voice_clone_stream")
     parser.add_argument("--token-chunks", action="store_true", help="the token-chunk table (issue 15)")
+    parser.add_argument("--api-v2", action="store_true", help="the same through api_v2's GET /tts, modes 2, 1, 0")
     parser.add_argument("--chunk-tokens", type=int, default=25)
     parser.add_argument("--requests", type=int, default=20, help="measured requests per client (default 20)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
@@ -203,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
              "| concurrency | load | first byte p50 ms | end of stream p50 ms | full response p50 ms | first byte / full |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     with gateway_stack(args, "bench_stream", extra_models=True) as (gateway, _):
-        if args.token_chunks:
+        if args.token_chunks or args.api_v2:
             print("\n".join(token_chunk_table(gateway.url, args)))
             return 0
         for concurrency in args.concurrency:

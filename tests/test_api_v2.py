@@ -20,7 +20,7 @@ import pytest
 
 from gsv_gateway.api_v2_params import MAX_AUX_REFERENCES, parse_tts
 from gsv_gateway.api_v2_refs import confine, mean_ge
-from gsv_gateway.api_v2_weights import check_weights
+from gsv_gateway.api_v2_weights import weights_model_set
 from gsv_gateway.errors import ForbiddenPath
 from gsv_gateway.routes.api_v2 import respaced, split_text
 from gsv_gateway.triton import StreamPiece
@@ -151,27 +151,30 @@ def test_confinement(tmp_path: Path) -> None:
         confine("a.wav", None, "ref_audio_path")
 
 
-def test_weights_check_against_the_manifest(tmp_path: Path) -> None:
+def test_weights_paths_choose_a_model_set(tmp_path: Path) -> None:
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "gpt.ckpt").write_bytes(b"x")
-    (weights / "other.ckpt").write_bytes(b"x")
+    for name in ("gpt.ckpt", "alice.ckpt", "other.ckpt"):
+        (weights / name).write_bytes(b"x")
     (tmp_path / "outside.ckpt").write_bytes(b"x")
     repo = tmp_path / "repo"
     repo.mkdir()
     Manifest("cpu", "v2", "v2", SovitsShape(192, 512), sources={"gpt": str(weights / "gpt.ckpt")}).write(repo)
-    assert check_weights("gpt.ckpt", "gpt", repo) == (weights / "gpt.ckpt").resolve()
-    assert check_weights(str(weights / "gpt.ckpt"), "gpt", repo) == (weights / "gpt.ckpt").resolve()
-    with pytest.raises(InputError, match="switching models is not supported yet") as other:
-        check_weights("other.ckpt", "gpt", repo)
+    Manifest("cpu", "v2", "v2", SovitsShape(192, 512), sources={"gpt": str(weights / "alice.ckpt")}).write(repo, "alice")
+    assert weights_model_set("gpt.ckpt", "gpt", repo) == "default"
+    assert weights_model_set(str(weights / "alice.ckpt"), "gpt", repo) == "alice"
+    assert weights_model_set("alice", "gpt", repo) == "alice"  # a set's name chooses it too
+    with pytest.raises(InputError, match="no model set of this server was exported from") as other:
+        weights_model_set("other.ckpt", "gpt", repo)
     assert other.value.status == 400 and other.value.field == "weights_path"
+    assert "'alice.ckpt' (alice)" in str(other.value)
     for raw in ("../outside.ckpt", str(tmp_path / "outside.ckpt"), "gpt.ckpt\x00"):
         with pytest.raises(ForbiddenPath):
-            check_weights(raw, "gpt", repo)
+            weights_model_set(raw, "gpt", repo)
     with pytest.raises(ForbiddenPath, match="GSV_MODEL_REPOSITORY"):
-        check_weights("gpt.ckpt", "gpt", None)
+        weights_model_set("gpt.ckpt", "gpt", None)
     with pytest.raises(InputError, match="is required"):
-        check_weights("", "gpt", repo)
+        weights_model_set("", "gpt", repo)
 
 
 # -- audio ------------------------------------------------------------------------------------------------------
@@ -412,7 +415,7 @@ def test_set_routes_and_control(gateway, triton_server, refs) -> None:
         by_name = requests.get(f"{url}{route}", params={"weights_path": Path(sources[kind]).name}, timeout=TIMEOUT_S)
         assert by_name.status_code == 200
         other = requests.get(f"{url}{route}", params={"weights_path": "other_voice.ckpt"}, timeout=TIMEOUT_S)
-        assert other.status_code == 400 and "switching models is not supported yet" in other.json()["message"]
+        assert other.status_code == 400 and "no model set of this server" in other.json()["message"]
         assert requests.get(f"{url}{route}", timeout=TIMEOUT_S).status_code == 400
     exit_ = requests.get(f"{url}/control", params={"command": "exit"}, timeout=TIMEOUT_S)
     assert exit_.status_code == 403 and "GSV_ALLOW_CONTROL_EXIT" in exit_.json()["message"]

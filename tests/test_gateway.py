@@ -189,6 +189,9 @@ def test_triton_errors_come_back_under_the_route_s_field_names(names, tensor, fi
     import asyncio
 
     class RefusingTriton:
+        async def model_states(self):  # the default model set, loaded
+            return {"t2s": "READY", "vq_encode": "READY", "ref_encoder": "READY", "sovits_decode": "READY"}
+
         async def synthesize(self, tensors, request_id):
             raise InputError(tensor, "breaks a rule", 415)
 

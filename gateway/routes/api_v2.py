@@ -38,7 +38,7 @@ from gsv_triton.text.splitting import split_sentences
 
 from ..api_v2_params import DEFAULT_FRAGMENT_INTERVAL, TtsParams, parse_tts
 from ..api_v2_refs import StoredReference, averaged_voice, checked_reference, load_references, read_reference, state_of
-from ..api_v2_weights import check_weights
+from ..api_v2_weights import weights_model_set
 from ..errors import GatewayError, ServiceUnavailable, request_id_of
 from ..models import ErrorResponse
 from ..offload import run_cpu
@@ -161,15 +161,18 @@ async def _clone_fields(request: Request, params: TtsParams, service: VoiceClone
     text = split_text(params, limits)
     # CloneFields.voice carries extra voice_clone inputs through build_tensors unchanged: the reference (a clip,
     # or the averaged features) and repetition_penalty, which the shared form fields do not have.
+    model = state_of(request.app.state).model
     voice: dict[str, Any]
     if aux:
-        voice = await averaged_voice(service, main, aux, params.prompt_text, params.prompt_lang, request_id_of(request))
+        voice = await averaged_voice(service, main, aux, params.prompt_text, params.prompt_lang, request_id_of(request),
+                                     model)  # fmt: skip
     else:
         voice = {"reference_audio": main, "prompt_text": params.prompt_text, "prompt_language": params.prompt_lang}
     if params.repetition_penalty is not None:
         voice["repetition_penalty"] = params.repetition_penalty
     return CloneFields(text, params.text_lang, None, None, None, cut_punc="", top_k=params.top_k, top_p=params.top_p,
-                       temperature=params.temperature, speed=params.speed_factor, seed=params.seed, voice=voice)  # fmt: skip
+                       temperature=params.temperature, speed=params.speed_factor, seed=params.seed, voice=voice,
+                       model=model)  # fmt: skip
 
 
 def respaced(piece: StreamPiece, interval: float) -> np.ndarray:
@@ -297,19 +300,22 @@ async def set_refer_audio(request: Request, refer_audio_path: str | None = None)
 
 
 async def _set_weights(request: Request, weights_path: str | None, kind: str) -> ApiV2Message:
-    await run_in_threadpool(check_weights, weights_path, kind, request.app.state.settings.model_repository)
+    model = await run_in_threadpool(weights_model_set, weights_path, kind, request.app.state.settings.model_repository)
+    service: VoiceCloneService = request.app.state.service
+    await service.model_sets.load(model)  # as upstream: the weights are in memory when the call returns
+    state_of(request.app.state).model = model
     return ApiV2Message()
 
 
 @router.get("/set_gpt_weights", response_model=ApiV2Message, responses=ERRORS)
 async def set_gpt_weights(request: Request, weights_path: str | None = None) -> ApiV2Message:
-    """Success when ``weights_path`` is the GPT checkpoint Triton serves; switching is a later issue (400)."""
+    """``/tts`` speaks with the model set exported from this GPT checkpoint (gateway/api_v2_weights.py)."""
     return await _set_weights(request, weights_path, "gpt")
 
 
 @router.get("/set_sovits_weights", response_model=ApiV2Message, responses=ERRORS)
 async def set_sovits_weights(request: Request, weights_path: str | None = None) -> ApiV2Message:
-    """Success when ``weights_path`` is the SoVITS checkpoint Triton serves; switching is a later issue (400)."""
+    """``/tts`` speaks with the model set exported from this SoVITS checkpoint (gateway/api_v2_weights.py)."""
     return await _set_weights(request, weights_path, "sovits")
 
 
@@ -329,6 +335,7 @@ async def control(
         raise InputError("command", "is required (restart or exit)")
     if command == "restart":
         state_of(request.app.state).reference = None
+        state_of(request.app.state).model = None
         try:
             request.app.state.references.current = await run_in_threadpool(load_default_reference, settings)
         except UserError as exc:  # the operator's -dr file changed on disk: the old reference stays in use

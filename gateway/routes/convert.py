@@ -22,7 +22,7 @@ from ..errors import request_id_of
 from ..models import ErrorResponse
 from ..service import VoiceCloneService, audio_headers, encode_result
 from ..validation import FORM_FIELDS
-from ..voices import VoiceStore, load_voice
+from ..voices import VoiceStore, load_voice, voice_model_set
 
 router = APIRouter(tags=["voice conversion"])
 
@@ -59,20 +59,24 @@ async def voice_convert(
         str | SkipJsonSchema[None], Form(description="wav (default), pcm, flac, mp3, opus")
     ] = None,
     sample_rate: Annotated[int | SkipJsonSchema[None], Form(description="output rate in Hz (default 32000)")] = None,
+    model: Annotated[str | SkipJsonSchema[None], Form(description="the model set (default: the server's default; "
+                                                      "a stored voice's own set)")] = None,
 ) -> Response:
     """The source clip's words in the target's voice."""
     fmt, _ = check_output(response_format, sample_rate, OUTPUT_SAMPLE_RATE)
     if (voice_id is None) == (audio is None):
         raise InputError("voice_id", "send the target as exactly one of voice_id (a stored voice) or audio (a clip)",
                          422 if voice_id is None else 400)  # fmt: skip
+    voice = await load_voice(voices, voice_id) if voice_id is not None else None
     values = {
         "source_audio": await _upload(source_audio, "source_audio", service),
         "text": text,
         "text_language": text_language,
         "reference_audio": await _upload(audio, "audio", service) if audio is not None else None,
-        "ge": (await load_voice(voices, voice_id)).features["ge"] if voice_id is not None else None,
+        "ge": voice.features["ge"] if voice is not None else None,
         "speed": speed,
         "seed": seed,
+        "model": voice_model_set(voice.info, model) if voice is not None else model,
     }
     result = await service.convert(values, request_id_of(request), FORM_FIELDS)
     encoded = await encode_result(result, fmt, sample_rate)

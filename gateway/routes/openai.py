@@ -22,10 +22,10 @@ from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 from ..dependencies import get_service, get_voices
 from ..errors import request_id_of
-from ..models import ErrorResponse, ModelCard, ModelList, SpeechRequest, SpeechVoice
+from ..models import ErrorResponse, SpeechRequest, SpeechVoice
 from ..service import DEFAULT_CHUNK_TOKENS, StreamChunking, VoiceCloneService, audio_headers, encode_result
 from ..validation import OPENAI_FIELDS, CloneFields
-from ..voices import ID_PREFIX, Voice, VoiceNotFound, VoiceStore, load_voice
+from ..voices import ID_PREFIX, Voice, VoiceNotFound, VoiceStore, load_voice, voice_model_set
 from .stream import STREAM_FORMATS, stream_response
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -39,12 +39,6 @@ SPEECH_RESPONSES = {
     200: {"content": {m: {} for m in MEDIA_TYPES}, "description": "the audio file (or raw pcm)"},
     **ERRORS,
 }
-
-
-@router.get("/v1/models", response_model=ModelList)
-async def list_models() -> ModelList:
-    """The model ids ``/v1/audio/speech`` accepts (all the same GPT-SoVITS pipeline)."""
-    return ModelList(data=[ModelCard(id=m) for m in MODEL_IDS])
 
 
 async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
@@ -63,6 +57,11 @@ async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
     return await load_voice(store, matches[0].id, "voice")
 
 
+def _model_set(body: SpeechRequest, voice: Voice) -> str:
+    """The set OpenAI's ``model`` names (its own ids: none), which must be the stored voice's set."""
+    return voice_model_set(voice.info, None if body.model in MODEL_IDS else body.model, "model")
+
+
 class StreamingSpeechRequest(SpeechRequest):
     """OpenAI's request plus ``stream`` (this gateway's extension): audio while the model still generates."""
 
@@ -79,8 +78,6 @@ async def speech(
     voices: Annotated[VoiceStore, Depends(get_voices)],
 ) -> Response:
     """OpenAI's text-to-speech request, answered with the audio bytes."""
-    if body.model not in MODEL_IDS:
-        raise InputError("model", f"unknown model {body.model!r}; use one of {', '.join(MODEL_IDS)} (GET /v1/models)")
     if not body.stream and (body.chunk_tokens is not None or body.overlap_tokens is not None):
         raise InputError("chunk_tokens" if body.chunk_tokens is not None else "overlap_tokens",
                          "applies to streams only: send stream=true")  # fmt: skip
@@ -93,7 +90,7 @@ async def speech(
     fmt, _ = check_output(name, rate, OUTPUT_SAMPLE_RATE)
     voice = await _voice(voices, body.voice)
     fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
-                         voice=voice.features)  # fmt: skip
+                         voice=voice.features, model=_model_set(body, voice))  # fmt: skip
     result = await service.synthesize(fields, request_id_of(request), OPENAI_FIELDS)
     encoded = await encode_result(result, fmt, rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
@@ -112,7 +109,7 @@ async def _stream_speech(
                          f"{OUTPUT_SAMPLE_RATE} (pcm streams are not resampled to OpenAI's 24 kHz)")  # fmt: skip
     voice = await _voice(voices, body.voice)
     fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
-                         voice=voice.features)  # fmt: skip
+                         voice=voice.features, model=_model_set(body, voice))  # fmt: skip
     chunking = StreamChunking(DEFAULT_CHUNK_TOKENS if body.chunk_tokens is None else body.chunk_tokens,
                               body.overlap_tokens)  # fmt: skip
     headers = {"X-Voice-Id": voice.info.id}

@@ -21,7 +21,7 @@ from ..models import ErrorResponse, VoiceCloneResponse
 from ..offload import INLINE_MAX_SAMPLES, run_cpu
 from ..service import VoiceCloneService, encode_result
 from ..validation import FORM_FIELDS, CloneFields
-from ..voices import VoiceStore, load_voice
+from ..voices import VoiceStore, load_voice, voice_model_set
 
 router = APIRouter(tags=["voice clone"])
 
@@ -71,7 +71,8 @@ async def clone_fields(service: VoiceCloneService, voices: VoiceStore, form: Syn
             raise InputError("voice_id", f"send either voice_id or audio + prompt_text + prompt_language, not both "
                                          f"(got {', '.join(sent)} too)")  # fmt: skip
         voice = await load_voice(voices, form.voice_id)
-        reference = CloneFields(form.text, form.text_language, None, None, None, voice=voice.features)
+        reference = CloneFields(form.text, form.text_language, None, None, None, voice=voice.features,
+                                model=voice_model_set(voice.info, form.model))  # fmt: skip
     else:
         if form.audio is None:
             raise InputError("audio", "is required (or send voice_id, a stored voice)", 422)
@@ -81,7 +82,8 @@ async def clone_fields(service: VoiceCloneService, voices: VoiceStore, form: Syn
         limit = service.limits.max_upload_bytes
         if len(form.audio) > limit:
             raise InputError("audio", f"the upload is {len(form.audio)} bytes; the limit is {limit} bytes", 413)
-        reference = CloneFields(form.text, form.text_language, form.prompt_text, form.prompt_language, form.audio)
+        reference = CloneFields(form.text, form.text_language, form.prompt_text, form.prompt_language, form.audio,
+                                model=form.model)  # fmt: skip
     return dataclasses.replace(reference, cut_punc=form.cut_punc, top_k=form.top_k, top_p=form.top_p,
                                temperature=form.temperature, speed=form.speed, seed=form.seed)  # fmt: skip
 

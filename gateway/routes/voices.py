@@ -38,6 +38,8 @@ async def create_voice(
     service: Annotated[VoiceCloneService, Depends(get_service)],
     voices: Annotated[VoiceStore, Depends(get_voices)],
     name: Annotated[str | SkipJsonSchema[None], Form(description="a label for people (default: the id)")] = None,
+    model: Annotated[str | SkipJsonSchema[None], Form(description="the model set to encode it with (default: the "
+                                                      "server's default); the voice speaks with that set")] = None,
 ) -> VoiceResponse:
     """Encode a reference clip once (prompt phones + BERT, prompt codes, ge) and store it; 201 with its id."""
     limit = service.limits.max_upload_bytes
@@ -45,9 +47,11 @@ async def create_voice(
         raise InputError("audio", f"the upload is {audio.size} bytes; the limit is {limit} bytes", 413)
     await run_in_threadpool(voices.check_usable)  # a missing directory fails before Triton does any work
     data = await audio.read()
-    features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request), FORM_FIELDS)
+    model_set, features = await service.encode_voice(data, prompt_text, prompt_language, request_id_of(request),
+                                                     FORM_FIELDS, model)  # fmt: skip
     seconds = float(features.pop("reference_seconds")[0])
-    info = await run_in_threadpool(voices.create, name, prompt_text, prompt_language, data, seconds, features)
+    info = await run_in_threadpool(voices.create, name, prompt_text, prompt_language, data, seconds, features,
+                                   model_set)  # fmt: skip
     return VoiceResponse(**asdict(info))
 
 

@@ -87,8 +87,7 @@ class PipelineConfig:
     gin_channels: int | None = None  # None: not checked (configs built by hand in tests)
 
     @classmethod
-    def from_manifest(cls, repo: Path) -> PipelineConfig:
-        manifest = Manifest.read(repo)
+    def from_manifest(cls, manifest: Manifest) -> PipelineConfig:
         return cls(manifest.symbol_version, manifest.sovits.inter_channels, manifest.sampling_rate,
                    sovits_version=manifest.sovits_version, gin_channels=manifest.sovits.gin_channels)  # fmt: skip
 
@@ -208,8 +207,14 @@ class VoiceClonePipeline:
 
     @classmethod
     def from_repository(cls, backend: Backend, repo: Path, limits: Limits | None = None, **kwargs) -> VoiceClonePipeline:
-        """Configured from an exported repository (manifest + the BERT vocabulary next to bert.onnx)."""
-        return cls(backend, load_vocab(Path(repo) / BERT_VOCAB), PipelineConfig.from_manifest(repo), limits, **kwargs)
+        """Configured from an exported repository's default set (manifest + the BERT vocabulary next to bert.onnx)."""
+        return cls.from_config(backend, repo, PipelineConfig.from_manifest(Manifest.read(repo)), limits, **kwargs)
+
+    @classmethod
+    def from_config(cls, backend: Backend, repo: Path, config: PipelineConfig, limits: Limits | None = None,
+                    **kwargs) -> VoiceClonePipeline:  # fmt: skip
+        """``config``'s pipeline with the repository's BERT vocabulary (shared by every model set)."""
+        return cls(backend, load_vocab(Path(repo) / BERT_VOCAB), config, limits, **kwargs)
 
     def warm_up(self, languages: Sequence[str] = WARMUP_LANGUAGES) -> None:
         """Run the text frontend once per language this model's version reads: the first call of each loads

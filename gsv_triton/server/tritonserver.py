@@ -13,8 +13,9 @@ Choices worth knowing:
   last resort after ``stop(timeout)``. Whichever way the server ends, whatever is left of its group (stubs
   of a server that was killed outlive it) is killed too, and its shared-memory regions are unlinked: each
   server gets its own region prefix, so they are found by name (:mod:`gsv_triton.server.stubs`).
-* ``--model-control-mode=explicit`` with ``--load-model=*``: every model loads at start, as before, and the
-  repository API can reload one (the supervisor replaces a model whose stub died that way).
+* ``--model-control-mode=explicit`` with a ``--load-model`` per model of :func:`~gsv_triton.model_sets.
+  startup_models`: every model but the named model sets' networks loads at start (those load on demand, through
+  the gateway), and the repository API can reload one (the supervisor replaces a model whose stub died that way).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gsv_triton.errors import GsvError, UserError
+from gsv_triton.model_sets import startup_models
 from gsv_triton.server.locate import TritonInstall, locate_tritonserver
 from gsv_triton.server.stubs import group_members, remove_regions
 
@@ -153,7 +155,7 @@ class TritonServer:
             "--strict-readiness=true",
             f"--exit-timeout-secs={DRAIN_TIMEOUT_S}",
             "--model-control-mode=explicit",
-            "--load-model=*",
+            *(f"--load-model={model}" for model in startup_models(repo)),
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if not Path("/dev/nvidiactl").exists():

@@ -20,7 +20,7 @@ from gsv_triton.errors import InputError
 from gsv_triton.settings import Limits
 
 if TYPE_CHECKING:
-    from gsv_triton.backend.pipeline import VoiceClonePipeline
+    from gsv_triton.backend.model_set import SetPipelines
 
 
 class BlsError(RuntimeError):
@@ -120,14 +120,16 @@ class BlsBackend:
 
 def bls_pipeline(
     args: dict, params: Mapping[str, str], limits: Limits, *, reference_cache: bool = True, prompt_cache: bool = True
-) -> VoiceClonePipeline:
-    """The orchestration of a BLS model (voice_clone and its siblings) over the networks beside it, warmed up.
+) -> SetPipelines:
+    """The orchestration of a BLS model (voice_clone and its siblings) over the networks beside it: one pipeline
+    per model set a request names (:class:`~gsv_triton.backend.model_set.SetPipelines`), the first warmed up.
 
     Cache sizes come from the config parameters ``reference_cache_size`` / ``prompt_cache_size`` (0 where the
     model keeps no such cache); ``warmup_languages`` (comma-separated) runs the text frontend once per language
     at load time, so no request pays the dictionary loading.
     """
     # Imported here: the network models use this module too, and need not load the text and audio frontends.
+    from gsv_triton.backend.model_set import SetPipelines
     from gsv_triton.backend.pipeline import (
         PROMPT_CACHE_SIZE,
         REFERENCE_CACHE_SIZE,
@@ -138,17 +140,18 @@ def bls_pipeline(
 
     # args["model_repository"] is this model's folder; the exported networks are its siblings.
     repo = Path(args["model_repository"]).resolve().parent
-    pipeline = VoiceClonePipeline.from_repository(
-        BlsBackend(),
-        repo,
-        limits,
-        reference_cache_size=int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)) if reference_cache else 0,
-        prompt_cache_size=int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)) if prompt_cache else 0,
-    )
+    caches = {
+        "reference_cache_size": int(params.get("reference_cache_size", REFERENCE_CACHE_SIZE)) if reference_cache else 0,
+        "prompt_cache_size": int(params.get("prompt_cache_size", PROMPT_CACHE_SIZE)) if prompt_cache else 0,
+    }
+    pipelines = SetPipelines(repo, BlsBackend(),
+                             lambda backend, config: VoiceClonePipeline.from_config(backend, repo, config, limits,
+                                                                                     **caches))  # fmt: skip
+    pipeline = pipelines.first()
     languages = [x.strip() for x in params.get("warmup_languages", ",".join(WARMUP_LANGUAGES)).split(",")]
     later = [x for x in languages if x in BACKGROUND_WARMUP_LANGUAGES]
     pipeline.warm_up([x for x in languages if x and x not in later])
     if later:
         # Keeps the model's load (and a dead stub's reload) seconds shorter; see BACKGROUND_WARMUP_LANGUAGES.
         threading.Thread(target=pipeline.warm_up, args=(later,), name="warm-up", daemon=True).start()
-    return pipeline
+    return pipelines

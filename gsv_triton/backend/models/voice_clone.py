@@ -18,7 +18,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.cancel import cancel_watch
+from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
+from gsv_triton.backend.pipeline import VoiceClonePipeline
 from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
 from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.settings import Settings
@@ -31,25 +33,23 @@ class TritonPythonModel:
         params = model_parameters(args["model_config"])
         self.limits = Settings().limits
         self.default_cut_punc = params.get("default_cut_punc", "")
-        self.pipeline = bls_pipeline(args, params, self.limits)
+        self.pipelines = bls_pipeline(args, params, self.limits)
         self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_clone", self.logger, self._run, r) for r in requests]
 
-    def _parse(self, request) -> VoiceCloneRequest:
-        """The request's validated inputs (shared with ``voice_clone_stream``, which subclasses this model)."""
-        return parse_request(
-            request_inputs(request, VOICE_CLONE.input_names),
-            self.pipeline.config.symbol_version,
-            self.limits,
-            self.default_cut_punc,
-        )
+    def _parse(self, request) -> tuple[VoiceClonePipeline, VoiceCloneRequest]:
+        """The pipeline of the model set the request names and its validated inputs (shared with
+        ``voice_clone_stream``, which subclasses this model)."""
+        inputs = request_inputs(request, VOICE_CLONE.input_names)
+        pipeline = self.pipelines.get(requested_set(inputs))
+        return pipeline, parse_request(inputs, pipeline.config.symbol_version, self.limits, self.default_cut_punc)
 
     def _run(self, request):
-        parsed = self._parse(request)
+        pipeline, parsed = self._parse(request)
         with cancel_watch(request_stop(request), request.is_cancelled) as stop:
-            result = self.pipeline.synthesize(parsed, stop)
+            result = pipeline.synthesize(parsed, stop)
         return response(
             {
                 "audio": result.audio.astype(np.float32),

@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from gsv_triton.backend.cache import LruCache
 from gsv_triton.backend.cancel import StopSignal, cancel_watch, parse_parameters, piece_timeout, signal_from_parameters
 from gsv_triton.backend.chunk_join import Chunking
 from gsv_triton.errors import InputError, UserError
+from gsv_triton.model_sets import network_model
+from gsv_triton.settings import Settings
 
 from .triton_io import exception_response, release_heap, request_inputs, response
 from .voice_clone import TritonPythonModel as VoiceCloneModel
@@ -35,27 +38,34 @@ class TritonPythonModel(VoiceCloneModel):
     def initialize(self, args: dict) -> None:
         super().initialize(args)
         self.repo = Path(args["model_repository"]).resolve().parent
-        self._t2s = None  # the GPT graphs for token-chunk streams, loaded on the first one
+        # The GPT graphs of token-chunk streams, per model set, loaded on a set's first one; the fewest recently
+        # used go when more sets streamed than the gateway keeps loaded (their t2s models are unloaded too).
+        self._t2s = LruCache(Settings().max_loaded_model_sets)
         self._t2s_lock = threading.Lock()
 
-    def _t2s_runner(self):
-        """``t2s``'s own ONNX graphs and loop in this process (the loop must hand out tokens before it ends)."""
+    def _t2s_runner(self, model_set: str):
+        """``model_set``'s ``t2s`` ONNX graphs and loop in this process (the loop must hand out tokens before it
+        ends)."""
         with self._t2s_lock:
-            if self._t2s is None:
+            runner = self._t2s.get(model_set)
+            if runner is None:
                 from gsv_triton.backend.ort_backend import configured_threads
                 from gsv_triton.backend.ort_session import create_session
                 from gsv_triton.backend.t2s.loop import T2SRunner
 
-                folder, threads = self.repo / "t2s" / "1", configured_threads(self.repo / "t2s" / "config.pbtxt")
+                model_dir = self.repo / network_model("t2s", model_set)
+                folder, threads = model_dir / "1", configured_threads(model_dir / "config.pbtxt")
                 try:
-                    self._t2s = T2SRunner(create_session(folder / "t2s_prefill.onnx", threads),
-                                          create_session(folder / "t2s_step.onnx", threads))  # fmt: skip
+                    runner = T2SRunner(create_session(folder / "t2s_prefill.onnx", threads),
+                                       create_session(folder / "t2s_step.onnx", threads))  # fmt: skip
                 except UserError as exc:
                     raise InputError("chunk_tokens", f"token-chunk streaming needs the t2s ONNX graphs, which this "
                                      f"repository lacks ({exc}); send 0 for one response per piece",
                                      status=422) from None  # fmt: skip
-                self.logger.log_info(f"{MODEL}: t2s graphs loaded for token-chunk streaming ({threads} threads)")
-            return self._t2s
+                self._t2s.put(model_set, runner)
+                self.logger.log_info(f"{MODEL}: {model_dir.name} graphs loaded for token-chunk streaming "
+                                     f"({threads} threads)")  # fmt: skip
+            return runner
 
     def execute(self, requests: list) -> None:
         for request in requests:
@@ -77,16 +87,16 @@ class TritonPythonModel(VoiceCloneModel):
         return None
 
     def _stream(self, request, sender) -> None:
-        parsed = self._parse(request)
+        pipeline, parsed = self._parse(request)
         extra = request_inputs(request, ("chunk_tokens", "overlap_tokens"))
         chunking = Chunking.from_request(*(int(extra[n].ravel()[0]) if n in extra else None
                                            for n in ("chunk_tokens", "overlap_tokens")))  # fmt: skip
-        pieces = self.pipeline.split(parsed)
+        pieces = pipeline.split(parsed)
         if not pieces:  # (the client ends its stream after the last piece it was told about)
             raise InputError("text", "has nothing to read aloud")
         common = {
             "pieces": np.array([len(pieces)], dtype=np.int32),
-            "sample_rate": np.array([self.pipeline.config.sample_rate], dtype=np.int32),
+            "sample_rate": np.array([pipeline.config.sample_rate], dtype=np.int32),
             "used_seed": np.array([parsed.seed], dtype=np.uint64).view(np.int64),
         }
         parameters = parse_parameters(request.parameters())
@@ -99,14 +109,14 @@ class TritonPythonModel(VoiceCloneModel):
             if chunking.enabled:
                 from gsv_triton.backend.token_stream import synthesize_token_chunks
 
-                runner = self._t2s_runner()
-                for chunk in synthesize_token_chunks(self.pipeline, parsed, chunking, runner, pieces, piece_stop):
+                runner = self._t2s_runner(pipeline.backend.model_set)
+                for chunk in synthesize_token_chunks(pipeline, parsed, chunking, runner, pieces, piece_stop):
                     outputs = {"audio": chunk.audio.astype(np.float32),
                                "piece": np.array([chunk.piece], dtype=np.int32), **common}  # fmt: skip
                     if chunk.tokens is not None:
                         outputs["semantic_tokens"] = chunk.tokens.astype(np.int32)
                     sender.send(response(outputs))
                 return
-            for index, audio in enumerate(self.pipeline.synthesize_pieces(parsed, pieces, piece_stop)):
+            for index, audio in enumerate(pipeline.synthesize_pieces(parsed, pieces, piece_stop)):
                 outputs = {"audio": audio.astype(np.float32), "piece": np.array([index], dtype=np.int32), **common}
                 sender.send(response(outputs))

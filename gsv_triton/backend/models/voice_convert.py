@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import parse_convert_request
 from gsv_triton.contract import VOICE_CONVERT
@@ -21,21 +22,21 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = model_parameters(args["model_config"])
         self.limits = Settings().limits
-        self.pipeline = bls_pipeline(args, params, self.limits, prompt_cache=False)
+        self.pipelines = bls_pipeline(args, params, self.limits, prompt_cache=False)
         self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_convert", self.logger, self._run, r) for r in requests]
 
     def _run(self, request):
-        parsed = parse_convert_request(
-            request_inputs(request, VOICE_CONVERT.input_names), self.pipeline.config.symbol_version, self.limits
-        )
-        audio = self.pipeline.convert(parsed)
+        inputs = request_inputs(request, VOICE_CONVERT.input_names)
+        pipeline = self.pipelines.get(requested_set(inputs))
+        parsed = parse_convert_request(inputs, pipeline.config.symbol_version, self.limits)
+        audio = pipeline.convert(parsed)
         return response(
             {
                 "audio": audio.astype(np.float32),
-                "sample_rate": np.array([self.pipeline.config.sample_rate], dtype=np.int32),
+                "sample_rate": np.array([pipeline.config.sample_rate], dtype=np.int32),
                 "used_seed": np.array([parsed.seed], dtype=np.uint64).view(np.int64),
             }
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.requests import parse_voice_request
 from gsv_triton.contract import VOICE_ENCODE
@@ -24,15 +25,17 @@ class TritonPythonModel:
         params = model_parameters(args["model_config"])
         self.limits = Settings().limits
         # No caches: every voice is encoded once, and voice_clone keeps its own.
-        self.pipeline = bls_pipeline(args, params, self.limits, reference_cache=False, prompt_cache=False)
+        self.pipelines = bls_pipeline(args, params, self.limits, reference_cache=False, prompt_cache=False)
         self.logger = pb_utils.Logger
 
     def execute(self, requests: list) -> list:
         return [guarded("voice_encode", self.logger, self._run, r) for r in requests]
 
     def _run(self, request):
-        parsed = parse_voice_request(request_inputs(request, VOICE_ENCODE.input_names), self.pipeline.config.symbol_version, self.limits)
-        prompt, reference = self.pipeline.encode_voice(parsed)
+        inputs = request_inputs(request, VOICE_ENCODE.input_names)
+        pipeline = self.pipelines.get(requested_set(inputs))
+        parsed = parse_voice_request(inputs, pipeline.config.symbol_version, self.limits)
+        prompt, reference = pipeline.encode_voice(parsed)
         return response(
             {
                 "prompt_phone_ids": prompt.phone_ids.astype(np.int64),
