@@ -66,8 +66,8 @@ DEFAULT_HEALTH_TIMEOUT_S = 2.0
 # Triton's voice_clone runs 2 requests at once and queues 16 (model_repository/voice_clone/config.pbtxt): one
 # gateway never meets Triton's limit, and more in flight would only wait longer.
 DEFAULT_MAX_IN_FLIGHT = 16
-# Model sets (fine-tunes) loaded at once in one Triton: about 1.2 GB each at full size in fp32 (perf/README.md,
-# "Many model sets"), so 4 leave room for the shared networks and the request peaks in 24 GiB.
+# Model sets (fine-tunes) loaded at once in one Triton: about 2 GiB each at full size in fp32 besides 6.2 GiB for
+# the shared part (perf/README.md, "Many model sets"): 4 take about 12.5 GiB, and 24 GiB holds up to 8.
 DEFAULT_MAX_LOADED_MODEL_SETS = 4
 # How long a request waits for its model set to load (a full-size set loads in about 10 s on 2 cores).
 DEFAULT_MODEL_LOAD_TIMEOUT_S = 120.0

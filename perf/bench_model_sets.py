@@ -48,8 +48,8 @@ def group_pss_mb(pgid: int) -> float:
     return total_kb / 1024
 
 
-def clone(url: str, model: str | None, reference: bytes, max_new_tokens: int) -> float:
-    """Seconds of one ``/v1/voice-clone`` answer with ``model``."""
+def clone(url: str, model: str | None, reference: bytes, max_new_tokens: int) -> tuple[float, float]:
+    """(seconds, seconds of audio) of one ``/v1/voice-clone`` answer with ``model``."""
     data = {"text": SENTENCE, "text_language": "zh", "prompt_text": PROMPT, "prompt_language": "zh",
             "seed": str(SEED), "cut_punc": ""}  # fmt: skip
     if model:
@@ -58,7 +58,7 @@ def clone(url: str, model: str | None, reference: bytes, max_new_tokens: int) ->
     answer = httpx.post(f"{url}/v1/voice-clone", data=data, files={"audio": ("ref.wav", reference)},
                         timeout=TIMEOUT_S)  # fmt: skip
     answer.raise_for_status()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, float(answer.json()["output_duration"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,20 +84,24 @@ def main(argv: list[str] | None = None) -> int:
         gateway = Gateway(server.grpc_endpoint, args.max_new_tokens, workdir / "gateway.log", env=env)
         try:
             clone(gateway.url, None, reference, args.max_new_tokens)  # warm-up: reference cache, first calls
-            one = [clone(gateway.url, None, reference, args.max_new_tokens) for _ in range(args.requests)]
-            lines.append(f"* steady state, 1 set loaded: p50 {statistics.median(one):.2f} s "
+            one = [clone(gateway.url, None, reference, args.max_new_tokens)[0] for _ in range(args.requests)]
+            lines.append(f"* steady state, only the default set loaded: p50 {statistics.median(one):.2f} s "
                          f"({args.requests} requests, load {os.getloadavg()[0]:.1f})")  # fmt: skip
+            firsts = {}
             for name in args.sets:
                 before = group_pss_mb(server.pid)
-                first = clone(gateway.url, name, reference, args.max_new_tokens)
-                grown = group_pss_mb(server.pid) - before
-                lines.append(f"* first answer of set {name} (not loaded): {first:.2f} s; PSS +{grown:.0f} MB")
-            rounds = [(name, clone(gateway.url, name, reference, args.max_new_tokens))
+                firsts[name] = clone(gateway.url, name, reference, args.max_new_tokens)[0]
+                lines.append(f"* set {name}: first answer (not loaded) {firsts[name]:.2f} s; PSS "
+                             f"+{group_pss_mb(server.pid) - before:.0f} MB")  # fmt: skip
+            rounds = [(name or "default", *clone(gateway.url, name, reference, args.max_new_tokens))
                       for _ in range(args.requests) for name in (None, *args.sets)]  # fmt: skip
-            lines.append(f"* steady state, {1 + len(args.sets)} sets loaded, requests cycling over them: p50 "
-                         f"{statistics.median(t for _, t in rounds):.2f} s (default set alone: p50 "
-                         f"{statistics.median(t for n, t in rounds if n is None):.2f} s; load "
-                         f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+            lines.append(f"* steady state, {1 + len(args.sets)} sets loaded, requests cycling over them "
+                         f"(load {os.getloadavg()[0]:.1f}):")  # fmt: skip
+            for name in ("default", *args.sets):
+                took = statistics.median(t for n, t, _ in rounds if n == name)
+                audio = statistics.median(a for n, _, a in rounds if n == name)
+                load = f"; its first answer spent about {firsts[name] - took:.1f} s loading" if name in firsts else ""
+                lines.append(f"  * {name}: p50 {took:.2f} s for {audio:.1f} s of audio{load}")
             lines.append(f"* PSS with {1 + len(args.sets)} sets loaded: {group_pss_mb(server.pid):.0f} MB")
         finally:
             gateway.stop()
