@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -62,6 +63,9 @@ STREAM_MODEL = "voice_clone_stream"
 UNKNOWN_MODEL = "Request for unknown model"  # Triton's message when a repository lacks the model
 QUEUE_FULL = "Exceeds maximum queue size"  # Triton's message when a model's queue policy refuses a request
 RETRY_AFTER_S = 1  # Retry-After of a 503 for a full queue
+# A unary request whose Triton went away (a replica restarted behind a load balancer) is sent once more on a
+# fresh connection: seeded synthesis is idempotent. Streams are never retried (audio may have left already).
+UNARY_ATTEMPTS = 2
 US_PER_S = 1_000_000
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
@@ -109,6 +113,12 @@ def _seed(used_seed: np.ndarray | None) -> int:
     return int(used_seed.astype(np.int64).view(np.uint64)[0]) if used_seed is not None else 0
 
 
+def _replica_gone(exc) -> bool:
+    """Whether a failed call never reached a living Triton (connection refused or reset), not a model's answer."""
+    message = exc.message() or ""
+    return str(exc.status()) == "StatusCode.UNAVAILABLE" and UNKNOWN_MODEL not in message and QUEUE_FULL not in message
+
+
 class ModelLoadFailed(ServiceUnavailable):
     """Triton could not load a model (its files are missing or broken, or it ran out of memory)."""
 
@@ -146,6 +156,8 @@ class TritonVoiceClone:
             ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
         ]
         self._client = grpcaio.InferenceServerClient(url, channel_args=channel_args)
+        self._grpc_aio, self._http_aio, self._channel_args = grpcaio, httpaio, channel_args
+        self._closing: set[asyncio.Task] = set()  # replaced clients waiting to be closed (_reconnect)
         self._dead_stub_seen: collections.deque[float] = collections.deque(maxlen=1024)
 
     def dead_stub_failures(self, window_s: float = DEAD_STUB_WINDOW_S) -> int:
@@ -246,16 +258,41 @@ class TritonVoiceClone:
 
         bounds = {"parameters": {DEADLINE_PARAMETER: time.time() + self.timeout_s},
                   "timeout": int(self.timeout_s * US_PER_S)}  # fmt: skip
-        try:
-            if self._http is not None:
-                result = await self._http_infer(model, tensors, request_id, outputs, bounds)
-            else:
-                result = await self._client.infer(
-                    model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s, **bounds
-                )
-        except InferenceServerException as exc:
-            raise self._domain_error(exc, model) from None
-        return {name: result.as_numpy(name) for name in outputs}
+        for attempt in range(UNARY_ATTEMPTS):
+            try:
+                if self._http is not None:
+                    result = await self._http_infer(model, tensors, request_id, outputs, bounds)
+                else:
+                    result = await self._client.infer(
+                        model, self._inputs(tensors), request_id=request_id, client_timeout=self.timeout_s, **bounds
+                    )
+                return {name: result.as_numpy(name) for name in outputs}
+            except InferenceServerException as exc:
+                if attempt + 1 < UNARY_ATTEMPTS and _replica_gone(exc):
+                    log.warning("triton unavailable; retrying once on a fresh connection",
+                                extra={"fields": {"model": model, "triton_message": exc.message()}})  # fmt: skip
+                    self._reconnect()
+                    continue
+                raise self._domain_error(exc, model) from None
+        raise AssertionError("unreachable")
+
+    def _reconnect(self) -> None:
+        """Fresh clients (new connections: behind a load balancer, to a living replica). The old ones are closed
+        once the requests still running on them are past their deadline."""
+        old = [self._client] + ([self._http] if self._http is not None else [])
+        self._client = self._grpc_aio.InferenceServerClient(self.url, channel_args=self._channel_args)
+        if self._http is not None:
+            self._http = self._http_aio.InferenceServerClient(self.http_url, conn_timeout=self.timeout_s)
+
+        async def close_later() -> None:
+            await asyncio.sleep(self.timeout_s)
+            for client in old:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _http_infer(self, model: str, tensors: Mapping[str, np.ndarray], request_id: str,
                           outputs: tuple[str, ...], bounds: Mapping[str, object]):  # fmt: skip
@@ -269,20 +306,16 @@ class TritonVoiceClone:
 
         inputs = self._inputs(tensors, self._http_module)
         requested = [self._http_module.InferRequestedOutput(name, binary_data=True) for name in outputs]
-        for attempt in range(2):
-            try:
-                return await self._http.infer(model, inputs, outputs=requested, request_id=request_id, **bounds)
-            except InferenceServerException as exc:
-                raise failure(exc.message(), HTTP_STATUS_NAMES.get(str(exc.status()), "INTERNAL")) from None
-            except TimeoutError:
-                raise failure(f"no answer within {self.timeout_s:g} s", "DEADLINE_EXCEEDED") from None
-            except aiohttp.ServerDisconnectedError:
-                if attempt == 0:  # a kept-alive connection that a restarted Triton closed: once more, fresh
-                    continue
-                raise failure(f"{self.http_url} closed the connection", "UNAVAILABLE") from None
-            except aiohttp.ClientError as exc:
-                raise failure(f"cannot reach {self.http_url}: {exc}", "UNAVAILABLE") from None
-        raise AssertionError("unreachable")
+        try:
+            return await self._http.infer(model, inputs, outputs=requested, request_id=request_id, **bounds)
+        except InferenceServerException as exc:
+            raise failure(exc.message(), HTTP_STATUS_NAMES.get(str(exc.status()), "INTERNAL")) from None
+        except TimeoutError:
+            raise failure(f"no answer within {self.timeout_s:g} s", "DEADLINE_EXCEEDED") from None
+        except aiohttp.ServerDisconnectedError:  # (a kept-alive connection a restarted Triton closed: retried)
+            raise failure(f"{self.http_url} closed the connection", "UNAVAILABLE") from None
+        except aiohttp.ClientError as exc:
+            raise failure(f"cannot reach {self.http_url}: {exc}", "UNAVAILABLE") from None
 
     def _inputs(self, tensors: Mapping[str, np.ndarray], module=None) -> list:
         """The ``InferInput`` list of ``tensors`` for the gRPC (default) or HTTP client module."""
