@@ -111,10 +111,16 @@ class ModelSets:
         """Hold set ``name`` (None: the default) loaded for one request; yields the set's name.
 
         The index is read on every request (one small gRPC call): a Triton restarted by its supervisor has
-        only its startup models loaded again."""
+        only its startup models loaded again. When the index cannot be read but the set is known loaded, the
+        request goes on: its own call has the retry of a replica that went away."""
         if name:
             check_set_name(name)  # a bad name is a 400 even while Triton is down
-        await self.refresh()
+        try:
+            await self.refresh()
+        except GatewayError:
+            known = self._sets.get(name or self.default)
+            if known is None or not known.loaded:
+                raise
         entry = await self.entry(name)
         entry.in_flight += 1  # first: from here on no load of another set unloads this one
         entry.last_used = time.monotonic()

@@ -366,11 +366,16 @@ class TritonVoiceClone:
         """``{model: state}`` of every model in Triton's repository (READY, UNAVAILABLE, LOADING; "" never loaded)."""
         from tritonclient.utils import InferenceServerException
 
-        try:
-            index = await self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
-        except InferenceServerException as exc:
-            raise self._domain_error(exc, self.model_name) from None  # Triton down: the usual 503
-        return {m.get("name", ""): m.get("state", "") for m in index.get("models", [])}
+        for attempt in range(UNARY_ATTEMPTS):
+            try:
+                index = await self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+                return {m.get("name", ""): m.get("state", "") for m in index.get("models", [])}
+            except InferenceServerException as exc:
+                if attempt + 1 < UNARY_ATTEMPTS and _replica_gone(exc):
+                    self._reconnect()
+                    continue
+                raise self._domain_error(exc, self.model_name) from None  # Triton down: the usual 503
+        raise AssertionError("unreachable")
 
     async def load_model(self, model: str, timeout_s: float) -> None:
         """Load ``model`` (explicit model control); :class:`ModelLoadFailed` with Triton's reason."""

@@ -68,8 +68,14 @@ def set_of_model(model: str) -> str | None:
     return name if sep and network == "t2s" and NAME_RULE.match(name) else None
 
 
-def startup_models(repo: Path) -> list[str]:
+def startup_models(repo: Path, load_sets: str = "") -> list[str]:
     """The models Triton loads when it starts on ``repo``: every model but the named sets' networks (those load
-    on demand)."""
-    return sorted(d.name for d in Path(repo).iterdir()
-                  if (d / "config.pbtxt").is_file() and SEPARATOR not in d.name)  # fmt: skip
+    on demand), except the sets ``load_sets`` names (comma-separated, or ``all``: every set loads at start, as
+    several Triton replicas behind one load balancer need, since each loads on its own)."""
+    wanted = {s.strip() for s in load_sets.split(",") if s.strip()}
+
+    def loads(name: str) -> bool:
+        model_set, sep, _ = name.rpartition(SEPARATOR)
+        return not sep or "all" in wanted or model_set in wanted
+
+    return sorted(d.name for d in Path(repo).iterdir() if (d / "config.pbtxt").is_file() and loads(d.name))

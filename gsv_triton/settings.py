@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     # Sets loaded at once; loading one more unloads the least recently used set that has no request in flight.
     max_loaded_model_sets: int = Field(DEFAULT_MAX_LOADED_MODEL_SETS, ge=1)
     model_load_timeout_s: float = Field(DEFAULT_MODEL_LOAD_TIMEOUT_S, gt=0)
+    # tritonserver (gsv-triton serve/up): named sets loaded at start besides the default one, comma-separated, or
+    # "all". Several Triton replicas behind one load balancer each load on their own: give them "all".
+    load_model_sets: str = ""
 
     # -- input limits (the gateway's body cap; every rule inside Triton) ----------------------------------
     max_upload_bytes: int = Field(_DEFAULT_LIMITS.max_upload_bytes, gt=0)

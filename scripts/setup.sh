@@ -17,6 +17,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[export,serve,gateway,dev]"
   touch "$stamp"
 fi
+# System tools of the deployment tests: kubectl renders the Kustomize overlays (tests/test_deploy.py), HAProxy
+# balances two Triton replicas (tests/test_scale_out.py). Debian's packages; CI runs as root.
+missing=()
+command -v kubectl >/dev/null || missing+=(kubectl)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing ${missing[*]} (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "[setup] the deployment tests need ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
 # Triton's Python-backend stub silently corrupts tensors under numpy 2: refuse to go on with it.
 .venv/bin/python - <<'PY'
 import numpy, sys

@@ -41,6 +41,7 @@ from gsv_triton.errors import GsvError, UserError
 from gsv_triton.model_sets import startup_models
 from gsv_triton.server.locate import TritonInstall, locate_tritonserver
 from gsv_triton.server.stubs import group_members, remove_regions
+from gsv_triton.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 ANY_ADDRESS = "0.0.0.0"
@@ -155,7 +156,7 @@ class TritonServer:
             "--strict-readiness=true",
             f"--exit-timeout-secs={DRAIN_TIMEOUT_S}",
             "--model-control-mode=explicit",
-            *(f"--load-model={model}" for model in startup_models(repo)),
+            *(f"--load-model={model}" for model in startup_models(repo, Settings().load_model_sets)),
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if not Path("/dev/nvidiactl").exists():
