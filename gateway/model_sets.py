@@ -228,7 +228,9 @@ class ModelSets:
 
     # -- GET /v1/models --------------------------------------------------------------------------------------
     async def describe(self) -> list[dict]:
-        await self.refresh()
+        """Every known set and its state (what the gateway last saw when Triton cannot be asked now)."""
+        with contextlib.suppress(GatewayError):
+            await self.refresh()
         now = time.monotonic()
         return [
             {

@@ -165,6 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--cut-punc", help="split the text after these marks, e.g. '，。'")
     parser.add_argument("--model-name", help=f"default {MODEL_NAME} ({STREAM_MODEL_NAME} with --stream)")
+    parser.add_argument("--model", help="the model set (export --name) to speak with; its networks must be loaded "
+                        "(default: the default set)")  # fmt: skip
     parser.add_argument("--stream", action="store_true",
                         help=f"use {STREAM_MODEL_NAME} (gRPC): print each sentence piece as it arrives")  # fmt: skip
 
@@ -189,6 +191,7 @@ def run(args: argparse.Namespace) -> Path:
         speed=args.speed,
         seed=args.seed,
         cut_punc=args.cut_punc,
+        model=getattr(args, "model", None),
     )
     if getattr(args, "stream", False):
         if args.protocol != "grpc":
