@@ -23,8 +23,11 @@ fi
 
 echo "[image] building $tag (target cpu) from $base"
 start=$(date +%s)
+# This host's CA bundle (it may trust a TLS-inspecting proxy) for pip inside the RUN steps only.
+ca=/etc/ssl/certs/ca-certificates.crt
 podman build --isolation=chroot --format docker \
   --ignorefile deploy/docker/Dockerfile.dockerignore -f deploy/docker/Dockerfile \
+  --volume "$ca:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt \
   --build-arg BASE_IMAGE="$base" --target cpu -t "$tag" .
 echo "[image] built in $(( $(date +%s) - start )) s"
 

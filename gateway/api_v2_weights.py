@@ -37,7 +37,10 @@ def served_checkpoints(repository: Path | None, kind: str) -> dict[Path, str]:
         sets = Manifest.read_sets(repository)
     except UserError as exc:
         raise ServiceUnavailable(f"{FIELD}: {exc} (GSV_MODEL_REPOSITORY)", FIELD) from None
-    checkpoints = {Path(m.sources[kind]).resolve(): name for name, m in sets.items() if m.sources.get(kind)}
+    checkpoints: dict[Path, str] = {}
+    for name, manifest in sets.items():  # two sets from one checkpoint: the first listed (the default first)
+        if manifest.sources.get(kind):
+            checkpoints.setdefault(Path(manifest.sources[kind]).resolve(), name)
     if not checkpoints:
         raise ServiceUnavailable(f"{FIELD}: the repository's manifest names no {kind} checkpoint", FIELD)
     return checkpoints

@@ -123,6 +123,7 @@ class ModelLoadFailed(ServiceUnavailable):
     """Triton could not load a model (its files are missing or broken, or it ran out of memory)."""
 
     def __init__(self, model: str, reason: str) -> None:
+        reason = reason.strip().splitlines()[0] if reason.strip() else "no reason given"  # not the stub's traceback
         super().__init__(f"Triton could not load {model}: {reason}")
         self.model = model
         self.reason = reason

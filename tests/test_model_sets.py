@@ -9,9 +9,11 @@ requests over the three give their sequential answers, and the gateway's load/un
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +74,11 @@ def multi_repository(tiny_model_repository: Path, set_checkpoints, tmp_path_fact
     for name in ("alice", "pro"):
         run = _export(set_checkpoints[name], repo, "--name", name, *_sv_args(set_checkpoints[name]))
         assert run.returncode == 0, run.stderr[-3000:]
+    # A fourth set whose files were deleted after its export: alice's, with its decoder's ONNX file gone.
+    for model in set_models("alice"):
+        shutil.copytree(repo / model, repo / model.replace("alice__", "broken__"))
+    dataclasses.replace(Manifest.read(repo, "alice"), sources={}).write(repo, "broken")
+    (repo / "broken__sovits_decode" / "1" / "sovits_decode.onnx").unlink()
     return repo
 
 
@@ -126,8 +133,8 @@ def _clone(endpoints: TritonEndpoints, reference: bytes, model_set: str | None, 
 # -- export and the manifest ------------------------------------------------------------------------------------
 def test_sets_in_the_manifest_and_on_disk(multi_repository: Path) -> None:
     sets = Manifest.read_sets(multi_repository)
-    assert list(sets) == ["default", "alice", "pro"]
-    assert [m.sovits_version for m in sets.values()] == ["v2", "v2", "v2Pro"]
+    assert list(sets) == ["default", "alice", "pro", "broken"]
+    assert [m.sovits_version for m in sets.values()] == ["v2", "v2", "v2Pro", "v2"]
     for name in ("alice", "pro"):
         for model in set_models(name):
             assert (multi_repository / model / "config.pbtxt").is_file()
@@ -149,10 +156,10 @@ def test_export_and_remove_errors(multi_repository: Path, set_checkpoints, tmp_p
         assert run.returncode == 2 and "--name: must be 1-48 lower-case letters" in run.stderr, run.stderr
     assert _cli("remove-model", "--model-repository", str(repo), "default").returncode == 2
     missing = _cli("remove-model", "--model-repository", str(repo), "bob")
-    assert missing.returncode == 2 and "has: alice, default, pro" in missing.stderr
+    assert missing.returncode == 2 and "has: alice, broken, default, pro" in missing.stderr
     removed = _cli("remove-model", "--model-repository", str(repo), "alice")
     assert removed.returncode == 0, removed.stderr
-    assert list(Manifest.read_sets(repo)) == ["default", "pro"]
+    assert list(Manifest.read_sets(repo)) == ["default", "pro", "broken"]
     assert not any((repo / m).exists() for m in set_models("alice"))
     # A repository started with a named set: shared networks plus that set, no default set.
     fresh = tmp_path / "fresh"
@@ -198,7 +205,7 @@ def test_unknown_and_unloaded_sets_are_clear_errors(multi_server, reference_audi
 
     with pytest.raises(InferenceServerException) as unknown:
         _clone(multi_server, reference_audio(1), "bob")
-    assert "unknown model set 'bob'" in str(unknown.value) and "alice, default, pro" in str(unknown.value)
+    assert "unknown model set 'bob'" in str(unknown.value) and "alice, broken, default, pro" in str(unknown.value)
     with pytest.raises(InferenceServerException) as bad:
         _clone(multi_server, reference_audio(1), "Bob!")
     assert "model" in str(bad.value) and "lower-case" in str(bad.value)
@@ -206,18 +213,37 @@ def test_unknown_and_unloaded_sets_are_clear_errors(multi_server, reference_audi
 
 
 # -- the gateway: on-demand loading, the cap, in-flight requests --------------------------------------------------
+@pytest.fixture(scope="module")
+def module_gateway(multi_server, tmp_path_factory, refs_dir, multi_repository) -> Iterator:
+    """A gateway capped at 2 loaded sets in front of the three-set server."""
+    env = {"GSV_MAX_LOADED_MODEL_SETS": "2", "GSV_MODEL_REPOSITORY": str(multi_repository),
+           "GSV_REFER_ROOT": str(refs_dir), "GSV_MAX_NEW_TOKENS": MAX_TOKENS}  # fmt: skip
+    gateway = start_gateway(multi_server.grpc_url, tmp_path_factory.mktemp("gateway_multi"), env=env)
+    try:
+        yield gateway, multi_server
+    finally:
+        gateway.stop()
+
+
 @pytest.fixture
-def gateway(multi_repository, start_tritonserver, tmp_path_factory, refs_dir) -> Iterator:
-    """A fresh Triton on the three-set repository (only the default set loaded) and a gateway capped at 2."""
-    log_dir = tmp_path_factory.mktemp("gateway_multi")
-    for endpoints in _server(start_tritonserver, multi_repository, log_dir):
-        env = {"GSV_MAX_LOADED_MODEL_SETS": "2", "GSV_MODEL_REPOSITORY": str(multi_repository),
-               "GSV_REFER_ROOT": str(refs_dir), "GSV_MAX_NEW_TOKENS": MAX_TOKENS}  # fmt: skip
-        gateway = start_gateway(endpoints.grpc_url, log_dir, env=env)
-        try:
-            yield gateway, endpoints
-        finally:
-            gateway.stop()
+def gateway(module_gateway) -> tuple:
+    """The module's gateway, with only the default set loaded (as after Triton's start)."""
+    import tritonclient.grpc as grpcclient
+
+    gw, endpoints = module_gateway
+    client = grpcclient.InferenceServerClient(endpoints.grpc_url)
+    try:
+        client.load_model("t2s")  # (a no-op when loaded)
+        for name in ("alice", "pro"):
+            for model in set_models(name):
+                client.unload_model(model)
+        deadline = time.monotonic() + TIMEOUT_S
+        while any(_states(endpoints).get(m) == "READY" for n in ("alice", "pro") for m in set_models(n)):
+            assert time.monotonic() < deadline, "the sets did not unload"
+            time.sleep(0.2)
+    finally:
+        client.close()
+    return gw, endpoints
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +275,8 @@ def test_gateway_loads_on_demand_within_the_cap(gateway, reference_audio) -> Non
     gw, endpoints = gateway
     ref = reference_audio(1)
     sets = _sets(gw.url)
-    assert {n: s["state"] for n, s in sets.items()} == {"default": "loaded", "alice": "unloaded", "pro": "unloaded"}
+    assert {n: s["state"] for n, s in sets.items()} == {"default": "loaded", "alice": "unloaded", "pro": "unloaded",
+                                                         "broken": "unloaded"}  # fmt: skip
     assert sets["default"]["default"] and sets["alice"]["triton_models"] == list(set_models("alice"))
     first = {name: _post(gw.url, ref, name) for name in SETS}
     assert all(r.status_code == 200 for r in first.values()), {n: r.text[:300] for n, r in first.items()}
@@ -316,7 +343,7 @@ def test_gateway_names_and_voices(gateway, reference_audio, multi_repository) ->
     gw, _ = gateway
     ref = reference_audio(1)
     unknown = _post(gw.url, ref, "bob")
-    assert unknown.status_code == 404 and "alice, default, pro" in unknown.json()["detail"]
+    assert unknown.status_code == 404 and "alice, broken, default, pro" in unknown.json()["detail"]
     assert _post(gw.url, ref, "No Such").status_code == 400
     # A stored voice belongs to the set that encoded it, and speaks with it.
     voice = create_voice(gw.url, ref, model="alice", prompt_text=PROMPT)
@@ -349,19 +376,13 @@ def test_gateway_names_and_voices(gateway, reference_audio, multi_repository) ->
 
 
 @pytest.mark.slow
-def test_a_set_whose_files_are_gone(multi_repository, start_tritonserver, tmp_path, reference_audio) -> None:
-    """Deleting a set's ONNX file makes its load fail with a clear 503; the other sets keep serving."""
-    repo = tmp_path / "repository"
-    shutil.copytree(multi_repository, repo)
-    (repo / "alice__sovits_decode" / "1" / "sovits_decode.onnx").unlink()
-    for endpoints in _server(start_tritonserver, repo, tmp_path):
-        gw = start_gateway(endpoints.grpc_url, tmp_path, env={"GSV_MAX_NEW_TOKENS": MAX_TOKENS})
-        try:
-            broken = _post(gw.url, reference_audio(1), "alice")
-            assert broken.status_code == 503 and "model set 'alice' is unusable" in broken.json()["detail"], broken.text
-            assert _sets(gw.url)["alice"]["last_error"]
-            assert _states(endpoints).get("alice__t2s") != "READY"  # nothing half loaded stays
-            assert _post(gw.url, reference_audio(1), "pro").status_code == 200
-            assert _post(gw.url, reference_audio(1)).status_code == 200
-        finally:
-            gw.stop()
+def test_a_set_whose_files_are_gone(gateway, reference_audio) -> None:
+    """The set whose decoder file was deleted: its load fails with a clear 503, nothing of it stays loaded, and
+    the other sets keep serving."""
+    gw, endpoints = gateway
+    broken = _post(gw.url, reference_audio(1), "broken")
+    assert broken.status_code == 503 and "model set 'broken' is unusable" in broken.json()["detail"], broken.text
+    assert _sets(gw.url)["broken"]["last_error"]
+    assert not any(_states(endpoints).get(m) == "READY" for m in set_models("broken"))  # nothing half loaded
+    assert _post(gw.url, reference_audio(1), "pro").status_code == 200
+    assert _post(gw.url, reference_audio(1)).status_code == 200

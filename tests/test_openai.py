@@ -84,9 +84,9 @@ def test_speech_in_every_format_equals_voice_clone(client, gateway, voice) -> No
 def test_speech_errors(client, gateway, voice) -> None:
     with pytest.raises(openai.NotFoundError):
         client.audio.speech.create(model="tts-1", voice="alloy", input=TEXT)
-    with pytest.raises(openai.BadRequestError) as bad_model:
+    with pytest.raises(openai.NotFoundError) as bad_model:  # neither a model set nor one of OpenAI's ids
         client.audio.speech.create(model="whisper-1", voice=voice["id"], input=TEXT)
-    assert bad_model.value.body["field"] == "model"
+    assert bad_model.value.body["field"] == "model" and "tts-1" in bad_model.value.body["detail"]
     with pytest.raises(openai.BadRequestError) as bad_format:
         client.audio.speech.create(model="tts-1", voice=voice["id"], input=TEXT, response_format="aac")
     assert bad_format.value.body["field"] == "response_format"

@@ -57,9 +57,17 @@ async def _voice(store: VoiceStore, voice: str | SpeechVoice) -> Voice:
     return await load_voice(store, matches[0].id, "voice")
 
 
-def _model_set(body: SpeechRequest, voice: Voice) -> str:
-    """The set OpenAI's ``model`` names (its own ids: none), which must be the stored voice's set."""
-    return voice_model_set(voice.info, None if body.model in MODEL_IDS else body.model, "model")
+async def _model_set(body: SpeechRequest, voice: Voice, service: VoiceCloneService) -> str:
+    """The set OpenAI's ``model`` names (OpenAI's own ids: the voice's), which must be the stored voice's set;
+    an unknown name is a 404 naming the sets and OpenAI's ids."""
+    if body.model in MODEL_IDS:
+        return voice.info.model
+    try:
+        await service.model_sets.entry(body.model)
+    except InputError as exc:
+        raise InputError("model", f"{exc.message}; OpenAI's ids ({', '.join(MODEL_IDS)}) speak with the voice's own "
+                         "set", exc.status) from None  # fmt: skip
+    return voice_model_set(voice.info, body.model, "model")
 
 
 class StreamingSpeechRequest(SpeechRequest):
@@ -90,7 +98,7 @@ async def speech(
     fmt, _ = check_output(name, rate, OUTPUT_SAMPLE_RATE)
     voice = await _voice(voices, body.voice)
     fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
-                         voice=voice.features, model=_model_set(body, voice))  # fmt: skip
+                         voice=voice.features, model=await _model_set(body, voice, service))  # fmt: skip
     result = await service.synthesize(fields, request_id_of(request), OPENAI_FIELDS)
     encoded = await encode_result(result, fmt, rate)
     headers = {**audio_headers(encoded), "X-Seed": str(result.seed), "X-Voice-Id": voice.info.id}
@@ -109,7 +117,7 @@ async def _stream_speech(
                          f"{OUTPUT_SAMPLE_RATE} (pcm streams are not resampled to OpenAI's 24 kHz)")  # fmt: skip
     voice = await _voice(voices, body.voice)
     fields = CloneFields(body.input, body.language, None, None, None, speed=body.speed, seed=body.seed,
-                         voice=voice.features, model=_model_set(body, voice))  # fmt: skip
+                         voice=voice.features, model=await _model_set(body, voice, service))  # fmt: skip
     chunking = StreamChunking(DEFAULT_CHUNK_TOKENS if body.chunk_tokens is None else body.chunk_tokens,
                               body.overlap_tokens)  # fmt: skip
     headers = {"X-Voice-Id": voice.info.id}
