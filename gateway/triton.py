@@ -66,6 +66,9 @@ RETRY_AFTER_S = 1  # Retry-After of a 503 for a full queue
 # A unary request whose Triton went away (a replica restarted behind a load balancer) is sent once more on a
 # fresh connection: seeded synthesis is idempotent. Streams are never retried (audio may have left already).
 UNARY_ATTEMPTS = 2
+# The pause before that retry: a replica killed a moment ago may still accept connections while it dies, and a
+# load balancer's health check (HAProxy's, Kubernetes' endpoints) takes about this long to take it out.
+RETRY_DELAY_S = 1.0
 US_PER_S = 1_000_000
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
@@ -273,6 +276,7 @@ class TritonVoiceClone:
                     log.warning("triton unavailable; retrying once on a fresh connection",
                                 extra={"fields": {"model": model, "triton_message": exc.message()}})  # fmt: skip
                     self._reconnect()
+                    await asyncio.sleep(RETRY_DELAY_S)
                     continue
                 raise self._domain_error(exc, model) from None
         raise AssertionError("unreachable")
@@ -374,6 +378,7 @@ class TritonVoiceClone:
             except InferenceServerException as exc:
                 if attempt + 1 < UNARY_ATTEMPTS and _replica_gone(exc):
                     self._reconnect()
+                    await asyncio.sleep(RETRY_DELAY_S)
                     continue
                 raise self._domain_error(exc, self.model_name) from None  # Triton down: the usual 503
         raise AssertionError("unreachable")

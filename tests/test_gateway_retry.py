@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from gsv_gateway import triton as triton_module
 from gsv_gateway.errors import Overloaded, ServiceUnavailable
 from gsv_gateway.triton import ENCODE_MODEL, TritonVoiceClone
 
@@ -39,6 +40,11 @@ class FakeClient:
 
     async def close(self) -> None:
         self.closed = True
+
+
+@pytest.fixture(autouse=True)
+def no_retry_delay(monkeypatch) -> None:
+    monkeypatch.setattr(triton_module, "RETRY_DELAY_S", 0.0)
 
 
 def _encode(first: FakeClient, fresh: FakeClient) -> TritonVoiceClone:

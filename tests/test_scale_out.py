@@ -165,8 +165,10 @@ def test_two_replicas_one_killed_under_load(replicas, balancer, tmp_path, refere
                 url = gateways[(number + i) % 2].url
                 try:
                     outcome = "same" if _clone(url, voice_id, seed) == expected[seed] else "different"
+                except httpx.HTTPStatusError as exc:
+                    outcome = f"failed: {exc.response.status_code} {exc.response.text[:300]}"
                 except httpx.HTTPError as exc:
-                    outcome = f"failed: {exc!r}"[:200]
+                    outcome = f"failed: {exc!r}"[:300]
                 with lock:
                     outcomes[outcome] += 1
                 i += 1
@@ -176,9 +178,15 @@ def test_two_replicas_one_killed_under_load(replicas, balancer, tmp_path, refere
             thread.start()
         time.sleep(KILL_AT_S)
         replicas[0].kill()  # SIGKILL to the server and its stubs, requests in flight on it included
+        killed = time.monotonic()
         replicas[0].start()  # on the same ports: HAProxy's checks take it back once it is ready
+        restart_s = time.monotonic() - killed
         for thread in threads:
             thread.join(SOAK_S + TIMEOUT_S)
+        retried = sum(log.log_text().count("retrying once") for log in gateways)
+        print(f"\nscale-out soak: {sum(outcomes.values())} requests in {SOAK_S:g} s from {CLIENTS} clients, "
+              f"{dict(outcomes)}; replica 1 killed at {KILL_AT_S:g} s and ready again {restart_s:.1f} s later; "
+              f"{retried} requests retried once on a fresh connection")  # fmt: skip
 
         assert outcomes["same"] > CLIENTS and set(outcomes) == {"same"}, dict(outcomes)
         # The balancer took the restarted replica back: new connections reach it again (the gateways' kept-alive
