@@ -8,12 +8,12 @@ Triton runs in explicit model-control mode and loads the shared models and the d
 * loads a set's four networks on its first request (or ``POST /v1/models/{name}/load``); requests for a set
   being loaded wait for that one load, bounded by ``GSV_MODEL_LOAD_TIMEOUT_S``;
 * keeps at most ``GSV_MAX_LOADED_MODEL_SETS`` sets loaded: loading one more unloads the least recently used set
-  that has no request in flight. When every loaded set is busy, the load waits for one to finish (same bound)
-  and then answers 503 with Retry-After;
+  that has no request in flight. When every loaded set is busy, the load waits for one to finish (up to half
+  the load timeout) and then answers 503 with Retry-After;
 * counts each set's requests in flight (:meth:`ModelSets.use`), so a set is never unloaded under a request.
 
 One gateway manages one Triton's sets: with several gateway replicas in front of one Triton, each counts only
-its own requests (see README "Many model sets").
+its own requests (README, "Many fine-tunes in one server"; deploy/README.md, "Model sets and several gateways").
 """
 
 from __future__ import annotations
