@@ -110,17 +110,12 @@ class ModelSets:
     async def use(self, name: str | None) -> AsyncIterator[str]:
         """Hold set ``name`` (None: the default) loaded for one request; yields the set's name.
 
-        The index is read on every request (one small gRPC call): a Triton restarted by its supervisor has
-        only its startup models loaded again. When the index cannot be read but the set is known loaded, the
-        request goes on: its own call has the retry of a replica that went away."""
+        The index is read on every request (one small gRPC call, retried once on a fresh connection like any
+        unary call): a Triton restarted by its supervisor has only its startup models loaded again, and a Triton
+        that cannot be reached is a quick 503."""
         if name:
             check_set_name(name)  # a bad name is a 400 even while Triton is down
-        try:
-            await self.refresh()
-        except GatewayError:
-            known = self._sets.get(name or self.default)
-            if known is None or not known.loaded:
-                raise
+        await self.refresh()
         entry = await self.entry(name)
         entry.in_flight += 1  # first: from here on no load of another set unloads this one
         entry.last_used = time.monotonic()

@@ -67,8 +67,9 @@ RETRY_AFTER_S = 1  # Retry-After of a 503 for a full queue
 # fresh connection: seeded synthesis is idempotent. Streams are never retried (audio may have left already).
 UNARY_ATTEMPTS = 2
 # The pause before that retry: a replica killed a moment ago may still accept connections while it dies, and a
-# load balancer's health check (HAProxy's, Kubernetes' endpoints) takes about this long to take it out.
-RETRY_DELAY_S = 1.0
+# load balancer's health check takes a moment to take it out (HAProxy's every 300 ms in tests/test_scale_out.py).
+# Short, because a Triton that is simply down must still be a quick 503.
+RETRY_DELAY_S = 0.5
 US_PER_S = 1_000_000
 MIN_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 1000
