@@ -44,11 +44,8 @@ from gsv_export.triton_repository import MODEL_VERSION, TORCH_TARGET, install_tr
 from gsv_triton.errors import InputError, UserError
 from gsv_triton.manifest import MANIFEST_FILE, Manifest
 from gsv_triton.manifest import remove_model_set as remove_manifest_entry
-from gsv_triton.model_sets import DEFAULT_SET, SET_NETWORKS, check_set_name, network_model
+from gsv_triton.model_sets import DEFAULT_SET, SET_NETWORKS, SHARED_NETWORKS, check_set_name, network_model
 from gsv_triton.networks.pretrained import load_bert, load_hubert
-
-# The networks every model set of a repository shares (written once, by the export that starts the repository).
-SHARED_NETWORKS = ("ssl", "bert", "speaker_encoder")
 
 
 def _model_dir(repo: Path, name: str, model_set: str = DEFAULT_SET) -> Path:

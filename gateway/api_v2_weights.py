@@ -16,6 +16,7 @@ accepted as ``weights_path`` too.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from gsv_triton.errors import InputError, UserError
@@ -54,16 +55,16 @@ def weights_model_set(raw: str | None, kind: str, repository: Path | None) -> st
     checkpoints = served_checkpoints(repository, kind)
     if raw in checkpoints.values():
         return raw
-    confined = None
+    where = f"the folders of the served {kind} checkpoints"
+    inside = []  # raw's real path inside each checkpoint folder it resolves in
     for folder in sorted({path.parent for path in checkpoints}):
-        try:
-            confined = confine(raw, folder, FIELD, f"the folders of the served {kind} checkpoints")
-        except ForbiddenPath:
-            continue
-        if confined in checkpoints:
-            return checkpoints[confined]
-    if confined is None:
-        confine(raw, next(iter(checkpoints)).parent, FIELD, f"the folders of the served {kind} checkpoints")
+        with contextlib.suppress(ForbiddenPath):
+            inside.append(confine(raw, folder, FIELD, where))
+    if not inside:
+        raise ForbiddenPath(f"{FIELD}: {raw!r} is outside {where}", FIELD)
+    found = next((checkpoints[path] for path in inside if path in checkpoints), None)
+    if found is not None:
+        return found
     served = ", ".join(f"{path.name!r} ({name})" for path, name in sorted(checkpoints.items()))
     raise InputError(FIELD, f"no model set of this server was exported from {raw!r}; its {KINDS[kind]} checkpoints: "
                             f"{served}. Add one with `gsv-triton export --name NAME`")  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsv_triton.audio.formats import FORMATS, AudioFormat, EncodedAudio, encode_audio
-from gsv_triton.contract import DEFAULT_CHUNK_TOKENS, VOICE_CLONE_STREAM, VOICE_CONVERT, VOICE_ENCODE
+from gsv_triton.contract import DEFAULT_CHUNK_TOKENS, MODEL_SET, VOICE_CLONE_STREAM, VOICE_CONVERT, VOICE_ENCODE
 from gsv_triton.errors import InputError, renamed
 from gsv_triton.settings import Settings
 
@@ -122,7 +122,7 @@ class VoiceCloneService:
 
 def model_tensor(model_set: str) -> dict[str, np.ndarray]:
     """The ``model`` input naming ``model_set`` (the same tensor for every orchestrator)."""
-    return contract_tensors(VOICE_ENCODE, {"model": model_set})
+    return {MODEL_SET.name: MODEL_SET.array(model_set)}
 
 
 @contextmanager

@@ -26,6 +26,8 @@ from gsv_triton.errors import InputError
 DEFAULT_SET = "default"
 # The networks each fine-tune has its own copy of (the rest of the repository is shared).
 SET_NETWORKS = ("t2s", "vq_encode", "ref_encoder", "sovits_decode")
+# The networks every set of a repository shares (written once, by the export that starts the repository).
+SHARED_NETWORKS = ("ssl", "bert", "speaker_encoder")
 SEPARATOR = "__"
 # Lower-case letters, digits and single hyphens: safe in Triton model names, URLs and file names.
 NAME_RULE = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")

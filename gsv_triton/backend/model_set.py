@@ -18,7 +18,7 @@ from gsv_triton.backend.cancel import NEVER, StopSignal
 from gsv_triton.backend.pipeline import Backend, PipelineConfig, VoiceClonePipeline
 from gsv_triton.errors import InputError
 from gsv_triton.manifest import Manifest
-from gsv_triton.model_sets import DEFAULT_SET, MODEL_FIELD, network_model, set_or_default
+from gsv_triton.model_sets import DEFAULT_SET, MODEL_FIELD, network_model
 
 
 class SetBackend:
@@ -31,15 +31,6 @@ class SetBackend:
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
               stop: StopSignal = NEVER) -> dict[str, np.ndarray]:  # fmt: skip
         return self.backend.infer(network_model(model, self.model_set), inputs, outputs, stop)
-
-
-def requested_set(inputs: Mapping[str, np.ndarray]) -> str:
-    """The set a request's optional ``model`` input names (absent or empty: the default set)."""
-    value = inputs.get(MODEL_FIELD)
-    if value is None or value.size == 0:
-        return DEFAULT_SET
-    raw = value.reshape(-1)[0]
-    return set_or_default(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
 
 
 class SetPipelines:

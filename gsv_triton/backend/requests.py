@@ -15,6 +15,7 @@ import numpy as np
 
 from gsv_triton.contract import BERT_DIM
 from gsv_triton.errors import InputError
+from gsv_triton.model_sets import MODEL_FIELD, set_or_default
 from gsv_triton.settings import EOS_TOKEN, Limits, SamplingDefaults
 from gsv_triton.symbols import symbols
 from gsv_triton.text.languages import normalize_code
@@ -89,6 +90,11 @@ def _string(inputs: Mapping[str, np.ndarray], name: str) -> str | None:
         return bytes(value).decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(name, "is not valid UTF-8 text") from None
+
+
+def requested_set(inputs: Mapping[str, np.ndarray]) -> str:
+    """The model set a request's optional ``model`` input names (absent or empty: the default set)."""
+    return set_or_default(_string(inputs, MODEL_FIELD))
 
 
 def _number(inputs: Mapping[str, np.ndarray], name: str, default: float) -> float:

@@ -18,10 +18,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from gsv_triton.backend.cancel import cancel_watch
-from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
 from gsv_triton.backend.pipeline import VoiceClonePipeline
-from gsv_triton.backend.requests import VoiceCloneRequest, parse_request
+from gsv_triton.backend.requests import VoiceCloneRequest, parse_request, requested_set
 from gsv_triton.contract import VOICE_CLONE
 from gsv_triton.settings import Settings
 

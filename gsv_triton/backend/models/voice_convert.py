@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
-from gsv_triton.backend.requests import parse_convert_request
+from gsv_triton.backend.requests import parse_convert_request, requested_set
 from gsv_triton.contract import VOICE_CONVERT
 from gsv_triton.settings import Settings
 

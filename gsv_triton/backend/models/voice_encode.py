@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.model_set import requested_set
 from gsv_triton.backend.ort_session import model_parameters
-from gsv_triton.backend.requests import parse_voice_request
+from gsv_triton.backend.requests import parse_voice_request, requested_set
 from gsv_triton.contract import VOICE_ENCODE
 from gsv_triton.settings import Settings
 
