@@ -17,12 +17,14 @@ from .errors import install_error_handlers
 from .metrics import GatewayMetrics
 from .middleware import RequestContextMiddleware
 from .models import SupervisorHealth
+from .page import PAGE_PATH, PageFiles, page_paths
 from .references import ReferenceStore, load_default_reference
 from .routes.api_v2 import router as api_v2_router
 from .routes.convert import router as convert_router
 from .routes.models import router as models_router
 from .routes.openai import router as openai_router
 from .routes.ops import router as ops_router
+from .routes.page import router as page_router
 from .routes.stream import router as stream_router
 from .routes.upstream import router as upstream_router
 from .routes.voice_clone import router as voice_clone_router
@@ -89,10 +91,14 @@ def create_app(
         upstream_router,
         api_v2_router,
         ops_router,
+        page_router,
     )
     for router in routers:
         app.include_router(router)
+    # The web page's files (after the routers, so /ui/config.json is the page router's).
+    app.mount(PAGE_PATH, PageFiles(), name="page")
     route_paths = frozenset(route.path for router in routers for route in router.routes if hasattr(route, "path"))
+    route_paths |= page_paths()
     # Innermost: a client that goes away cancels its handler (and so its Triton call).
     app.add_middleware(CancelOnDisconnect)
     # Added before RequestContextMiddleware, so it runs inside it: a 401 still gets its request id, log line and

@@ -2,8 +2,9 @@
 ``Authorization: Bearer <key>``; without keys the gateway is open, as before.
 
 Open routes: ``/health`` (load balancers and orchestrators probe it without credentials), ``/metrics``
-(Prometheus scrapers), and the API description (``/docs``, ``/redoc``, ``/openapi.json``), which reveal nothing
-but the schema. The check runs before the body is read, so an unauthenticated upload costs nothing.
+(Prometheus scrapers), the API description (``/docs``, ``/redoc``, ``/openapi.json``), which reveal nothing
+but the schema, and the web page (``/ui/``: its files and config; it asks for the key and sends it with every
+API call it makes). The check runs before the body is read, so an unauthenticated upload costs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import error_body
+from .page import is_open_page_request
 
 STATUS_UNAUTHORIZED = 401
 OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -37,7 +39,7 @@ class ApiKeyMiddleware:
         self.keys = frozenset(k.encode("utf-8") for k in keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope.get("path") in OPEN_PATHS:
+        if scope["type"] != "http" or not self.keys or scope.get("path") in OPEN_PATHS or is_open_page_request(scope):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")

@@ -179,3 +179,26 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class LanguageOption(BaseModel):
+    code: str = Field(description="the language code the routes take")
+    label: str
+
+
+class PageConfig(BaseModel):
+    """What the web page (``/ui/``) needs before its first API call: nothing secret, so it is open."""
+
+    gateway_version: str
+    api_keys_required: bool = Field(description="every API call needs 'Authorization: Bearer <key>'")
+    default_model: str = Field(description="the model set of requests that name none")
+    languages: list[LanguageOption] = Field(description="text and transcript languages, in the page's order")
+    default_language: str
+    sampling: dict[str, int | float] = Field(description="top_k, top_p, temperature, speed: the defaults")
+    cut_punc: str = Field(description="the form's split marks: the gateway's -cp, else sentence ends (so the page "
+                          "hears each sentence as it is made)")
+    sample_rate: int
+    min_reference_seconds: float
+    max_reference_seconds: float
+    max_text_chars: int
+    max_upload_bytes: int

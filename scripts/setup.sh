@@ -18,16 +18,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 # System tools of the deployment tests: kubectl renders the Kustomize overlays (tests/test_deploy.py), HAProxy
-# balances two Triton replicas (tests/test_scale_out.py). Debian's packages; CI runs as root.
+# balances two Triton replicas (tests/test_scale_out.py), Chromium is the browser Playwright drives on the web
+# page (tests/test_web_page.py), with a CJK font for its screenshots. Debian's packages; CI runs as root.
 missing=()
 command -v kubectl >/dev/null || missing+=(kubectl)
+command -v chromium >/dev/null || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "[setup] installing ${missing[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "[setup] the deployment tests need ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
+    echo "[setup] the deployment and web page tests need ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
   fi
 fi
 # Triton's Python-backend stub silently corrupts tensors under numpy 2: refuse to go on with it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from gsv_triton.audio.formats import MEDIA_TYPES, check_output
@@ -22,6 +22,7 @@ from gsv_triton.text.languages import normalize_code
 from ..dependencies import get_references, get_service
 from ..errors import NoReference, request_id_of
 from ..models import ChangeReferRequest, ErrorResponse, UpstreamResult, UpstreamTTSRequest
+from ..page import PAGE_PATH, is_browser_visit
 from ..references import PATH_FIELD, Reference, ReferenceStore, load_reference, read_confined
 from ..service import VoiceCloneService, audio_headers, encode_result
 from ..validation import UPSTREAM_FIELDS, CloneFields
@@ -35,6 +36,7 @@ NO_REFERENCE_HINT = (
     " (no reference: send refer_wav_path, prompt_text and prompt_language, or start the gateway with "
     "-dr/-dt/-dl to set a default reference)"
 )
+STATUS_TEMPORARY_REDIRECT = 307
 CHANGE_NEEDS_FIELDS = '缺少任意一项以下参数: "path", "text", "language"'
 ERRORS = {
     status: {"model": ErrorResponse}
@@ -109,7 +111,10 @@ async def tts_get(
     response_format: Annotated[str | None, Query(description="wav (default), pcm, flac, mp3, opus")] = None,
     sample_rate: Annotated[int | None, Query(description="output rate in Hz (default 32000)")] = None,
 ) -> Response:
-    """api.py's TTS with query parameters; answers a WAV file (or ``response_format``)."""
+    """api.py's TTS with query parameters; answers a WAV file (or ``response_format``). A browser opening the
+    gateway's address (no query, accepts HTML) is sent to the web page."""
+    if is_browser_visit(request.scope):
+        return RedirectResponse(PAGE_PATH.lstrip("/") + "/", status_code=STATUS_TEMPORARY_REDIRECT)
     params = UpstreamTTSRequest(
         refer_wav_path=refer_wav_path, prompt_text=prompt_text, prompt_language=prompt_language, text=text,
         text_language=text_language, cut_punc=cut_punc, top_k=top_k, top_p=top_p, temperature=temperature,
