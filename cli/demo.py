@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"[demo] wrote {result.out.resolve()} ({result.duration_s:.2f} s of 32 kHz 16-bit audio, "
-        f"reference {result.reference}). Demo weights are random: the audio is noise of the right length."
+        f"reference {result.reference}). Demo weights are random: the audio is noise of the right length.\n"
+        f"[demo] to try voices in a browser: gsv-triton up --model-repository {args.model_repository} --port 8080, "
+        "then open http://localhost:8080/"
     )
     return 0
 

@@ -18,9 +18,11 @@ from starlette.types import Scope
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_PATH = "/ui"
 PAGE_CONFIG_PATH = f"{PAGE_PATH}/config.json"
-# Only this origin's scripts and styles; audio from blob: URLs (the result) and the canvas's data: images.
+# Only this origin's scripts, styles and connections; the page's own blob: URLs (the result's audio, which the
+# page may read back) and data: images.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; media-src 'self' blob:; img-src 'self' data: blob:; object-src 'none'; "
+    "default-src 'self'; media-src 'self' blob:; connect-src 'self' blob:; img-src 'self' data: blob:; "
+    "object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 )
 PAGE_HEADERS = {

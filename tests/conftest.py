@@ -6,7 +6,9 @@
 * ``triton_server``: a real tritonserver on free ports serving that repository, log captured to a file,
   stopped at the end of the session (:class:`TritonEndpoints`);
 * ``start_tritonserver``: the same start for another repository, ``start_tritonserver(repo, log_path)``;
-* ``reference_audio``: a factory of small, valid reference clips (encoded WAV bytes).
+* ``reference_audio``: a factory of small, valid reference clips (encoded WAV bytes);
+* ``browser`` (per module) and ``page`` (per test): headless Chromium driven by Playwright, and a fresh tab of
+  it (tests/browser_fixtures.py has the helpers).
 
 Each fixture is built once per session, on first use, so tests that do not ask for them pay nothing. One
 fixture applies to every test: ``GSV_VOICE_DIR`` names a session folder, so a gateway a test starts (in
@@ -32,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from browser_fixtures import CHROMIUM_ARGS, VIEWPORT, chromium_path
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from gsv_triton.backend.cancel import FLAG_PREFIX
 from gsv_triton.errors import UserError
@@ -205,3 +209,29 @@ def make_reference(seed: int = 0, seconds: float = 3.5, rate: int = REFERENCE_RA
 def reference_audio() -> Callable[..., bytes]:
     """``reference_audio(seed=0, seconds=3.5) -> bytes``: a valid reference clip, different per seed."""
     return make_reference
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, with a fake microphone; skipped (saying why) only where it is not installed."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium: Debian's chromium package is missing and this user cannot install it "
+                    "(scripts/setup.sh installs it when run as root: apt-get install chromium)")  # fmt: skip
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh tab in its own context (its own session storage). The test fails on any uncaught script error
+    in the page."""
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, errors

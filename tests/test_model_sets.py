@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from browser_fixtures import open_page, shown_result, synthesize, wav_samples
 from conftest import CLI, CLI_TIMEOUT_S, DEMO_SEED, TritonEndpoints
 from gateway_fixtures import create_voice, start_gateway
 
@@ -386,3 +387,28 @@ def test_a_set_whose_files_are_gone(gateway, reference_audio) -> None:
     assert not any(_states(endpoints).get(m) == "READY" for m in set_models("broken"))  # nothing half loaded
     assert _post(gw.url, reference_audio(1), "pro").status_code == 200
     assert _post(gw.url, reference_audio(1)).status_code == 200
+
+
+@pytest.mark.slow
+def test_the_web_page_lists_the_sets_and_speaks_with_the_chosen_one(gateway, page, reference_audio, tmp_path) -> None:
+    gw, _ = gateway
+    clip = tmp_path / "reference.wav"
+    clip.write_bytes(reference_audio(1))
+    open_page(page, gw.url)
+    assert sorted(page.eval_on_selector_all("#model option", "options => options.map(o => o.value)")) == \
+        sorted(["default", *SETS[1:], "broken"])  # fmt: skip
+    assert page.input_value("#model") == "default"
+    page.set_input_files("#audio", clip)
+    page.fill("#prompt_text", PROMPT)
+    page.fill("#text", TEXT)
+    page.fill("#seed", str(SEED))
+    page.fill("#cut_punc", "，。")
+    page.select_option("#model", "alice")
+    synthesize(page)
+    samples, _ = shown_result(page)
+    expected = wav_samples(base64.b64decode(_post(gw.url, reference_audio(1), "alice").json()["output_audio_base64"]))
+    np.testing.assert_array_equal(samples, expected[0])
+    # A set that cannot load: the gateway's 503 reason on the page.
+    page.select_option("#model", "broken")
+    page.click("#synthesize")
+    page.wait_for_selector("#message.error:has-text(\"model set 'broken' is unusable\")")

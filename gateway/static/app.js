@@ -290,6 +290,7 @@ async function synthesize() {
       showError(new ApiError(0, { detail: `the stream broke after ${(pcm.length / player.sampleRate).toFixed(2)} s of audio (${error.message})` }));
     }
   } finally {
+    if (!$("total-time").dataset.ms) $("total-time").textContent = "–"; // it ended without a whole result
     state.controller = null;
     $("synthesize").disabled = false;
     $("stop").disabled = true;
