@@ -130,14 +130,16 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> FreshInstall:
 
 def test_the_install_is_used_and_not_the_checkout(fresh_install: FreshInstall) -> None:
     code = (
-        "import json, sys, gsv_triton, gsv_export.triton_repository as t; "
+        "import json, sys, gsv_triton, gsv_export.triton_repository as t, gsv_gateway.page as page; "
         "print(json.dumps({'gsv_triton': gsv_triton.__file__, 'templates': str(t.TEMPLATES), "
+        "'page': sorted(p.name for p in page.STATIC_DIR.iterdir()), "
         "'finders': [repr(f) for f in sys.meta_path], 'path': sys.path}))"
     )
     found = json.loads(fresh_install.check("imports", fresh_install.python, "-c", code))
     prefix = str(fresh_install.prefix.resolve())
     assert found["gsv_triton"].startswith(prefix), found
     assert found["templates"].startswith(prefix) and Path(found["templates"], "voice_clone", "config.pbtxt").is_file()
+    assert found["page"] == sorted(p.name for p in (ROOT / "gateway" / "static").iterdir())  # the web page ships
     assert not any("editable" in finder.lower() for finder in found["finders"]), found["finders"]
     checkout = {ROOT, *(ROOT / name for name in SOURCES)}
     assert not any(Path(p).resolve() in checkout for p in found["path"] if p), found["path"]

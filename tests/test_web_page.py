@@ -105,6 +105,9 @@ def test_a_synthesis_streams_shows_its_times_and_equals_the_json_contract(gatewa
     assert duration == pytest.approx(expected_duration, abs=1e-3)
     assert page.inner_text("#audio-length") == f"{expected_duration:.2f} s"
     assert page.inner_text("#used-seed") == str(SEED)
+    # All of it went to the speakers piece by piece while it streamed (Web Audio), not only after the end.
+    played_s = float(page.get_attribute("#audio-length", "data-played-s"))
+    assert played_s == pytest.approx(expected_duration, abs=1e-3)
 
     # Both times are shown; the first audio came while the rest was still being made (five sentence pieces).
     first, total = page.inner_text("#first-audio"), page.inner_text("#total-time")

@@ -278,6 +278,7 @@ async function synthesize() {
     const totalMs = performance.now() - started;
     showTimes(firstAudioMs, totalMs);
     showResult({ samples: pcm.samples(), sampleRate: player.sampleRate, seed, firstAudioMs, totalMs });
+    $("audio-length").dataset.playedS = player.scheduledSeconds; // what went to the speakers while it streamed
     say(`Done: ${milliseconds(firstAudioMs)} to the first audio, ${milliseconds(totalMs)} in all.`, "ok");
   } catch (error) {
     if (error.name === "AbortError") {

@@ -57,6 +57,7 @@ export class StreamPlayer {
     this.sampleRate = sampleRate;
     this.next = 0;
     this.sources = [];
+    this.scheduledSeconds = 0; // audio handed to the output so far
   }
 
   play(samples) {
@@ -68,6 +69,7 @@ export class StreamPlayer {
     this.next = Math.max(this.next, this.context.currentTime + PLAYBACK_LEAD_S);
     source.start(this.next);
     this.next += buffer.duration;
+    this.scheduledSeconds += buffer.duration;
     this.sources.push(source);
   }
 
