@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=["none", "int8"],
         default="none",
-        help="int8: dynamic int8 weights for the T2S graphs (CPU; about 2x faster decode steps, small accuracy cost)",
+        help="int8: also write int8 twins of the T2S decode step and the SoVITS decoder, loaded on CPUs with "
+        "VNNI/AMX int8 instructions (config parameter precision: auto|fp32|int8; perf/README.md, CPU precision)",
     )
     p.set_defaults(func=_export)
 

@@ -27,7 +27,7 @@ from gsv_export.checkpoints import load_gpt, load_sovits
 from gsv_export.onnx_utils import Stopwatch
 from gsv_export.optimize import save_optimized
 from gsv_export.pretrained_export import export_bert, export_ssl
-from gsv_export.quantize import QUANTIZE_CHOICES, quantize_t2s
+from gsv_export.quantize import QUANTIZE_CHOICES, write_int8_twins
 from gsv_export.shared_steps import (
     check_compatible,
     load_speaker_encoder,
@@ -97,12 +97,13 @@ def export_repository(
 
     ``target="gpu-torch"`` writes torch weights instead of ONNX (:mod:`gsv_export.torch_target`).
 
-    ``quantize="int8"`` stores the T2S graphs with dynamic int8 weights (see :mod:`gsv_export.quantize`).
+    ``quantize="int8"`` also writes int8 twins of the T2S step and the decoder beside their fp32 graphs, which the
+    Triton models load on CPUs with int8 dot-product instructions (see :mod:`gsv_export.quantize`).
     """
     if quantize not in QUANTIZE_CHOICES:
         raise UserError(f"unknown quantization {quantize!r}; expected one of {', '.join(QUANTIZE_CHOICES)}")
     if quantize != "none" and fp16:
-        raise UserError("--quantize int8 and --fp16 exclude each other (int8 applies to the fp32 T2S graphs)")
+        raise UserError("--quantize int8 and --fp16 exclude each other (int8 twins are made from the fp32 graphs)")
     model_set = _model_set(name)
     if target == TORCH_TARGET:
         if model_set != DEFAULT_SET:
@@ -152,13 +153,14 @@ def export_repository(
         paths["speaker_encoder"] = export_speaker_encoder(load_speaker_encoder(sv_ckpt),
                                                           _model_dir(out, "speaker_encoder"))  # fmt: skip
 
+    twins: dict[str, Path] = {}
     if quantize == "int8":
-        with Stopwatch("t2s int8 quantization"):
-            quantize_t2s(paths)
+        with Stopwatch("int8 twins of the t2s step and the decoder (calibrated)"):
+            twins = write_int8_twins(paths, synthesizer)
     ort_optimized = target == "cpu" and not fp16
     if ort_optimized:
         with Stopwatch("onnxruntime graph optimisations"):
-            for path in paths.values():
+            for path in [*paths.values(), *twins.values()]:
                 save_optimized(path)
     if fp16:
         from gsv_export.precision import convert_to_fp16
@@ -170,7 +172,8 @@ def export_repository(
 
         build_repository_engines(out, paths, gin=synthesizer.gin_channels)
 
-    manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": ort_optimized}
+    manifest_flags = {"fp16": fp16, "quantize": quantize, "ort_optimized": ort_optimized,
+                      "int8_files": {name: str(path.relative_to(out)) for name, path in twins.items()}}  # fmt: skip
     sources = {"gpt": gpt, "sovits": sovits, "hubert": hubert, "bert": bert, "sv": sv}
     shared_files = {n: f for n, f in _shared_files(existing).items() if n not in paths}
     write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, sources, paths, manifest_flags,

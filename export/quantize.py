@@ -1,14 +1,21 @@
-"""``export --quantize int8``: dynamic int8 weights for the T2S decode step (onnxruntime's dynamic quantisation).
+"""``export --quantize int8``: int8 twins of the two networks where int8 pays on CPU, beside their fp32 graphs.
 
-Why only the step: it is bound by reading 305 MB of fp32 weights per token; int8 weights are a quarter of that,
-and onnxruntime fuses each quantised MatMul into one DynamicQuantizeMatMul (about 2x faster per step here).
-The prefill (hundreds of positions at once) and the SoVITS decoder's convolutions are compute-bound: measured on
-this machine, onnxruntime's int8 paths are no faster there (int8 prefill 1.35x slower; QLinearConv as fast as
-fp32 Conv, ConvInteger 2x slower), so they stay fp32, and the prompt's K/V cache keeps full precision.
+* **T2S decode step** (``t2s_step.int8.onnx``): bound by reading its 305 MB of fp32 weights per token; dynamic
+  int8 weights (onnxruntime's ``quantize_dynamic``, per-tensor scales, one DynamicQuantizeMatMul per layer) read
+  a quarter of that. The prefill (hundreds of positions at once) stays fp32: int8 was slower there.
+* **SoVITS decoder** (``sovits_decode.int8.onnx``): its HiFi-GAN generator is compute-bound, and onnxruntime's
+  int8 convolutions (QLinearConv, uint8 activations, per-channel int8 weights) run at about 3x the fp32 rate on
+  CPUs with VNNI. Static quantisation: activation ranges calibrated at export on synthetic inputs (random codes
+  and phones, the timbre of a synthetic clip through the model's own reference encoder). Only the generator's
+  convolutions are quantised, not its last one (conv_post writes the waveform; int8 there costs 1.4 dB SNR
+  for little time), nor the text encoder and flow (a few % of the time).
 
-Per-tensor weight scales: per-channel scales were both slower and, on the demo weights, less accurate.
-The accuracy cost (greedy token agreement, :func:`greedy_agreement`) is measured in tests (tiny) and by
-``perf/bench_t2s.py`` (full size).
+HuBERT is left fp32: its int8 graph was 1.8x faster, but changed 4.3 % of the semantic codes (the gate is 1 %);
+BERT is about 3 % of a request. The fp32 graphs stay, so a CPU without int8 dot-product instructions loads them
+(:mod:`gsv_triton.precision`). Quality gates (tests/test_quantize.py, perf/README.md "CPU precision"):
+greedy token agreement of the step with fp32 >= 0.97 (teacher-forced, full size, 250 steps); decoder audio
+within >= 30 dB SNR of fp32 on the same codes.
+
 Dynamic quantisation picks one activation scale per tensor, so with int8 the rows of ONE request's batch (its
 sentence pieces) are not bit-independent of each other; requests are never batched together, so a request's
 output still depends only on the request.
@@ -18,31 +25,110 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from gsv_triton.audio.spectrogram import spectrogram
+from gsv_triton.contract import CODE_UPSAMPLE, SV_DIM
+from gsv_triton.precision import int8_twin
+from gsv_triton.settings import OUTPUT_SAMPLE_RATE
 
 QUANTIZE_CHOICES = ("none", "int8")
 QUANTIZED_OPS = ["MatMul", "Gemm"]
+# The decoder's quantised part: the generator's convolutions, except the last one (it writes the waveform).
+DECODER_SCOPE = "/dec/"
+DECODER_KEEP_FP32 = ("/dec/conv_post/",)
+CALIBRATION_RUNS = 4
+CALIBRATION_CODES = 100  # 4 s of speech per run
+CALIBRATION_PHONES = 50
+CODEBOOK_SIZE = 1024
+CALIBRATION_CLIP_S = 4.0
 
 
-def quantize_int8(path: Path) -> Path:
-    """Replace the ONNX file at ``path`` by its dynamically int8-quantised version (weights int8, per tensor)."""
+def quantize_int8(path: Path, out: Path | None = None) -> Path:
+    """The dynamically int8-quantised version of the ONNX file ``path`` (weights int8, per tensor), written to
+    ``out`` (default: ``path`` itself)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = Path(path)
-    with tempfile.TemporaryDirectory(dir=path.parent) as staging:
-        staged = Path(staging) / path.name
+    out = Path(out or path)
+    with tempfile.TemporaryDirectory(dir=out.parent) as staging:
+        staged = Path(staging) / out.name
         quantize_dynamic(
             path, staged, weight_type=QuantType.QInt8, per_channel=False, op_types_to_quantize=QUANTIZED_OPS
         )
-        os.replace(staged, path)
-    return path
+        os.replace(staged, out)
+    return out
 
 
-def quantize_t2s(paths: dict[str, Path]) -> Path:
-    """Quantise the T2S step graph of an export (``paths`` as built by ``export_repository``)."""
-    return quantize_int8(paths["t2s_step"])
+def decoder_calibration_feeds(synthesizer, runs: int = CALIBRATION_RUNS, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Inputs of ``sovits_decode`` for calibration: random codes and phones, ``ge`` of a synthetic voiced clip
+    through the model's own reference encoder, the serving side's noise scale."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(CALIBRATION_CLIP_S * OUTPUT_SAMPLE_RATE)) / OUTPUT_SAMPLE_RATE
+    clip = 0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 + 0.03 * rng.standard_normal(t.size)
+    spec = torch.from_numpy(spectrogram(clip.astype(np.float32)))[None]
+    sv = torch.from_numpy(rng.standard_normal((1, SV_DIM)).astype(np.float32)) if synthesizer.is_pro else None
+    ge = synthesizer.reference_embedding(spec, sv).numpy()
+    n_phones = synthesizer.enc_p.text_embedding.num_embeddings
+    return [
+        {
+            "codes": rng.integers(0, CODEBOOK_SIZE, (1, CALIBRATION_CODES)).astype(np.int64),
+            "phone_ids": rng.integers(1, n_phones, (1, CALIBRATION_PHONES)).astype(np.int64),
+            "ge": ge,
+            "noise": rng.standard_normal((1, synthesizer.inter_channels, CODE_UPSAMPLE * CALIBRATION_CODES)).astype(np.float32),
+            "noise_scale": np.array([0.5], dtype=np.float32),
+        }
+        for _ in range(runs)
+    ]
+
+
+def quantize_decoder_int8(path: Path, feeds: list[dict[str, np.ndarray]], out: Path) -> Path:
+    """The static int8 version of the exported ``sovits_decode`` graph ``path`` (see the module docstring),
+    calibrated on ``feeds``, written to ``out``."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory(dir=out.parent) as staging:
+        # Constant folding first: the exported convolutions' weights and biases become initializers.
+        folded = Path(staging) / "folded.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        nodes = [
+            n.name for n in onnx.load(str(folded)).graph.node
+            if n.op_type == "Conv" and n.name.startswith(DECODER_SCOPE) and not n.name.startswith(DECODER_KEEP_FP32)
+        ]  # fmt: skip
+        staged = Path(staging) / out.name
+        quantize_static(
+            folded, staged, Feeds(), quant_format=QuantFormat.QOperator, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
+            nodes_to_quantize=nodes,
+        )  # fmt: skip
+        os.replace(staged, out)
+    return out
+
+
+def write_int8_twins(paths: dict[str, Path], synthesizer) -> dict[str, Path]:
+    """The int8 twins of an export's T2S step and decoder (``paths`` as built by ``export_repository``), beside
+    their fp32 graphs; returns {network key: twin path}."""
+    twins = {"t2s_step": quantize_int8(paths["t2s_step"], int8_twin(paths["t2s_step"]))}
+    decoder = paths["sovits_decode"]
+    twins["sovits_decode"] = quantize_decoder_int8(decoder, decoder_calibration_feeds(synthesizer), int8_twin(decoder))
+    return twins
 
 
 def greedy_agreement(reference, candidate, phone_ids, bert, prompt_codes, steps: int) -> tuple[float, np.ndarray]:

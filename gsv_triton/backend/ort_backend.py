@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from gsv_triton.backend.cancel import NEVER, StopSignal
-from gsv_triton.backend.ort_session import create_session
+from gsv_triton.backend.ort_session import create_session, select_graph
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.manifest import Manifest
+from gsv_triton.precision import PRECISION_KEY
 
 
-def configured_threads(config_path: Path) -> int:
-    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent), read with Triton's
+def configured_parameter(config_path: Path, key: str) -> str:
+    """The string value of parameter ``key`` of an installed ``config.pbtxt`` ("" when absent), read with Triton's
     own model-config schema (``tritonclient``'s protobuf classes)."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
@@ -24,10 +25,20 @@ def configured_threads(config_path: Path) -> int:
     try:
         text = Path(config_path).read_text("utf-8")
     except OSError:
-        return 1
+        return ""
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
-    value = config.parameters["intra_op_threads"].string_value if "intra_op_threads" in config.parameters else ""
+    return config.parameters[key].string_value if key in config.parameters else ""
+
+
+def configured_threads(config_path: Path) -> int:
+    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent)."""
+    value = configured_parameter(config_path, "intra_op_threads")
     return int(value) if value.isdigit() else 1
+
+
+def configured_graph(repo: Path, model: str, graph: Path) -> Path:
+    """``graph`` of ``model`` or its int8 twin, as that model's ``precision`` parameter chooses on this CPU."""
+    return select_graph(graph, configured_parameter(repo / model / "config.pbtxt", PRECISION_KEY))[0]
 
 
 class OrtBackend:
@@ -43,7 +54,8 @@ class OrtBackend:
 
     def __init__(self, repo: Path, intra_op_threads: int | None = None) -> None:
         """``intra_op_threads`` None: each network gets the thread count of its ``config.pbtxt`` (1 without
-        one), so results match the Triton models bit for bit (some kernels split work by thread count)."""
+        one), so results match the Triton models bit for bit (some kernels split work by thread count). Each
+        network loads the graph its ``precision`` parameter chooses, as the Triton model does."""
         repo = Path(repo)
 
         def threads(model: str) -> int:
@@ -52,10 +64,12 @@ class OrtBackend:
         files = dict(self.FILES)
         if Manifest.read(repo).needs_speaker_vector:
             files["speaker_encoder"] = "speaker_encoder/1/speaker_encoder.onnx"
-        self.sessions = {name: create_session(repo / f, threads(name)) for name, f in files.items()}
+        self.sessions = {
+            name: create_session(configured_graph(repo, name, repo / f), threads(name)) for name, f in files.items()
+        }
         self.t2s = T2SRunner(
             create_session(repo / "t2s/1/t2s_prefill.onnx", threads("t2s")),
-            create_session(repo / "t2s/1/t2s_step.onnx", threads("t2s")),
+            create_session(configured_graph(repo, "t2s", repo / "t2s/1/t2s_step.onnx"), threads("t2s")),
         )
 
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],

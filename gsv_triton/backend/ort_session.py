@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gsv_triton.errors import UserError
+from gsv_triton.precision import choose_graph
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -85,6 +86,13 @@ def create_session(path: Path | str, intra_op_threads: int = 1, device: str = "c
     return ort.InferenceSession(
         str(path), session_options(intra_op_threads), providers=providers_for(device, device_id)
     )
+
+
+def select_graph(path: Path, precision: str | None, device: str = "cpu") -> tuple[Path, str]:
+    """(graph to load, why): ``path`` or its int8 twin under the ``precision`` parameter; GPUs load ``path``."""
+    if device != "cpu":
+        return Path(path), f"fp32 graph on {device}"
+    return choose_graph(Path(path), precision)
 
 
 def model_parameters(model_config: Mapping[str, Any] | str) -> dict[str, str]:

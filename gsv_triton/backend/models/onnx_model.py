@@ -4,6 +4,7 @@ Config parameters (``config.pbtxt``):
 
 * ``onnx_file`` (required): the graph in the version folder;
 * ``intra_op_threads`` (default 1): onnxruntime threads of this instance;
+* ``precision`` (optional): auto / fp32 / int8: the graph or its int8 twin (:mod:`gsv_triton.precision`);
 * ``device`` (optional): cpu / cuda / tensorrt; default cuda for KIND_GPU instances, else cpu;
 * ``runtime`` (optional): ``onnxruntime`` (default) or ``torch``: our torch module from ``torch_network.json`` +
   ``torch_weights.pt`` (``export --target gpu-torch``), placed by ``device`` (auto / cpu / cuda) and ``dtype``
@@ -23,8 +24,15 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters, shrinking_run_options
+from gsv_triton.backend.ort_session import (
+    create_session,
+    instance_device,
+    model_parameters,
+    select_graph,
+    shrinking_run_options,
+)
 from gsv_triton.errors import InputError
+from gsv_triton.precision import PRECISION_KEY
 
 from .triton_io import guarded, request_inputs, response
 
@@ -67,7 +75,9 @@ class TritonPythonModel:
             self.session = torch_session(folder, params, threads, args)
         else:
             device, device_id = instance_device(args, params.get("device") or None)
-            self.session = create_session(folder / params["onnx_file"], threads, device, device_id)
+            graph, why = select_graph(folder / params["onnx_file"], params.get(PRECISION_KEY), device)
+            self.session = create_session(graph, threads, device, device_id)
+            self.logger.log_info(f"{self.name}: {graph.name}: {why}")
             self.run_options = shrinking_run_options()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

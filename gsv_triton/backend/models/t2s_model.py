@@ -20,10 +20,11 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters
+from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters, select_graph
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.contract import T2S
+from gsv_triton.precision import PRECISION_KEY
 
 from .onnx_model import torch_placement, uses_torch_runtime
 from .triton_io import BlsError, error_response, guarded, request_inputs, request_stop, response
@@ -47,10 +48,12 @@ class TritonPythonModel:
             self.logger.log_info(f"t2s: torch runtime on {placement.device} ({placement.dtype})")
             return
         device, device_id = instance_device(args, params.get("device") or None)
+        step, why = select_graph(folder / params.get("step_file", "t2s_step.onnx"), params.get(PRECISION_KEY), device)
         self.runner = T2SRunner(
             create_session(folder / params.get("prefill_file", "t2s_prefill.onnx"), threads, device, device_id),
-            create_session(folder / params.get("step_file", "t2s_step.onnx"), threads, device, device_id),
+            create_session(step, threads, device, device_id),
         )
+        self.logger.log_info(f"t2s: decode step {step.name}: {why}")
 
     def execute(self, requests: list) -> list:
         run = self._forward if self.forward_to else self._run

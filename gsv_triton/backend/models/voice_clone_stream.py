@@ -49,22 +49,23 @@ class TritonPythonModel(VoiceCloneModel):
         with self._t2s_lock:
             runner = self._t2s.get(model_set)
             if runner is None:
-                from gsv_triton.backend.ort_backend import configured_threads
+                from gsv_triton.backend.ort_backend import configured_graph, configured_threads
                 from gsv_triton.backend.ort_session import create_session
                 from gsv_triton.backend.t2s.loop import T2SRunner
 
-                model_dir = self.repo / network_model("t2s", model_set)
-                folder, threads = model_dir / "1", configured_threads(model_dir / "config.pbtxt")
+                model = network_model("t2s", model_set)
+                folder, threads = self.repo / model / "1", configured_threads(self.repo / model / "config.pbtxt")
                 try:
+                    step = configured_graph(self.repo, model, folder / "t2s_step.onnx")
                     runner = T2SRunner(create_session(folder / "t2s_prefill.onnx", threads),
-                                       create_session(folder / "t2s_step.onnx", threads))  # fmt: skip
+                                       create_session(step, threads))  # fmt: skip
                 except UserError as exc:
                     raise InputError("chunk_tokens", f"token-chunk streaming needs the t2s ONNX graphs, which this "
                                      f"repository lacks ({exc}); send 0 for one response per piece",
                                      status=422) from None  # fmt: skip
                 self._t2s.put(model_set, runner)
-                self.logger.log_info(f"{MODEL}: {model_dir.name} graphs loaded for token-chunk streaming "
-                                     f"({threads} threads)")  # fmt: skip
+                self.logger.log_info(f"{MODEL}: {model} graphs loaded for token-chunk streaming "
+                                     f"({threads} threads, step {step.name})")  # fmt: skip
             return runner
 
     def execute(self, requests: list) -> None:
