@@ -76,7 +76,7 @@ def test_int8_greedy_token_agreement_with_fp32(graphs):
     assert greedy_agreement(_runner(fp32), _runner(fp32), ids, bert, prompt, steps=20)[0] == 1.0
 
 
-def test_cli_quantize_int8_writes_int8_t2s_and_records_it(tiny_checkpoints, tmp_path):
+def test_cli_quantize_int8_writes_int8_twins_beside_fp32_and_records_them(tiny_checkpoints, tmp_path):
     ckpt = tiny_checkpoints
     both = run_cli(*export_args(ckpt, tmp_path / "bad"), "--quantize", "int8", "--fp16")
     assert both.returncode != 0 and "exclude each other" in both.stderr
@@ -85,7 +85,20 @@ def test_cli_quantize_int8_writes_int8_t2s_and_records_it(tiny_checkpoints, tmp_
     assert done.returncode == 0, done.stderr
     manifest = json.loads((repo / "gsv_manifest.json").read_text())
     assert manifest["quantize"] == "int8"
-    step = onnx.load(str(repo / "t2s" / "1" / "t2s_step.onnx"))
-    assert any(t.data_type == onnx.TensorProto.INT8 for t in step.graph.initializer)
-    sovits = onnx.load(str(repo / "sovits_decode" / "1" / "sovits_decode.onnx"))
-    assert not any(t.data_type == onnx.TensorProto.INT8 for t in sovits.graph.initializer)  # T2S only
+    assert manifest["int8_files"] == {"t2s_step": "t2s/1/t2s_step.int8.onnx",
+                                      "sovits_decode": "sovits_decode/1/sovits_decode.int8.onnx"}  # fmt: skip
+
+    def int8_weights(path) -> bool:
+        return any(t.data_type == onnx.TensorProto.INT8 for t in onnx.load(str(path)).graph.initializer)
+
+    # The fp32 graphs stay as they were (a CPU without int8 instructions loads them); the twins hold int8.
+    for network, fp32 in (("t2s_step", "t2s/1/t2s_step.onnx"), ("sovits_decode", "sovits_decode/1/sovits_decode.onnx")):
+        assert not int8_weights(repo / fp32) and int8_weights(repo / manifest["int8_files"][network])
+    decoder = onnx.load(str(repo / manifest["int8_files"]["sovits_decode"]))
+    ops = [(n.name, n.op_type) for n in decoder.graph.node]
+    assert any(op == "QLinearConv" and name.startswith("/dec/") for name, op in ops)
+    assert not any(op == "QLinearConv" and not name.startswith("/dec/") for name, op in ops)  # the generator only
+    for kept in ("/dec/conv_pre", "/dec/conv_post"):  # the generator's first and last stay fp32
+        assert any(op in ("Conv", "FusedConv") and name.startswith(kept) for name, op in ops), kept
+    for model in ("t2s", "sovits_decode"):
+        assert 'key: "precision", value: { string_value: "auto" }' in (repo / model / "config.pbtxt").read_text()
