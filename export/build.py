@@ -179,7 +179,7 @@ def export_repository(
     write_manifest(out, target, gpt_ckpt, sovits_ckpt, t2s, synthesizer, sources, paths, manifest_flags,
                    model_set, shared_files)  # fmt: skip
     install_triton_models(out, target)
-    report_export(out, paths, "ONNX files", started)
+    report_export(out, {**paths, **{f"{n}_int8": p for n, p in twins.items()}}, "ONNX files", started)
     return paths
 
 

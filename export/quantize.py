@@ -25,6 +25,8 @@ output still depends only on the request.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +53,18 @@ CODEBOOK_SIZE = 1024
 CALIBRATION_CLIP_S = 4.0
 
 
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """onnxruntime's quantizer logs advice on the root logger ("consider pre-processing"): not for our users."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_int8(path: Path, out: Path | None = None, keep_fp32: str | None = None) -> Path:
     """The dynamically int8-quantised version of the ONNX file ``path`` (weights int8, per tensor), written to
     ``out`` (default: ``path`` itself); nodes whose name contains ``keep_fp32`` stay fp32."""
@@ -62,10 +76,11 @@ def quantize_int8(path: Path, out: Path | None = None, keep_fp32: str | None = N
     kept = [n.name for n in onnx.load(str(path)).graph.node if keep_fp32 and keep_fp32 in n.name]
     with tempfile.TemporaryDirectory(dir=out.parent) as staging:
         staged = Path(staging) / out.name
-        quantize_dynamic(
-            path, staged, weight_type=QuantType.QInt8, per_channel=False, op_types_to_quantize=QUANTIZED_OPS,
-            nodes_to_exclude=kept,
-        )
+        with _quiet_quantizer():
+            quantize_dynamic(
+                path, staged, weight_type=QuantType.QInt8, per_channel=False,
+                op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=kept,
+            )  # fmt: skip
         os.replace(staged, out)
     return out
 
@@ -119,11 +134,12 @@ def quantize_decoder_int8(path: Path, feeds: list[dict[str, np.ndarray]], out: P
             if n.op_type == "Conv" and n.name.startswith(DECODER_SCOPE) and not n.name.startswith(DECODER_KEEP_FP32)
         ]  # fmt: skip
         staged = Path(staging) / out.name
-        quantize_static(
-            folded, staged, Feeds(), quant_format=QuantFormat.QOperator, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
-            nodes_to_quantize=nodes,
-        )  # fmt: skip
+        with _quiet_quantizer():
+            quantize_static(
+                folded, staged, Feeds(), quant_format=QuantFormat.QOperator, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"],
+                nodes_to_quantize=nodes,
+            )  # fmt: skip
         os.replace(staged, out)
     return out
 

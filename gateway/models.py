@@ -36,6 +36,10 @@ class ModelState(BaseModel):
     version: str = ""
     state: str = ""
     reason: str = ""
+    precision: str | None = Field(
+        None, description="the loaded network's precision setting (auto: its int8 graph where the CPU has VNNI/AMX "
+        "int8 instructions, else fp32; fp32; int8); null for models without one",
+    )
 
 
 class TritonHealth(BaseModel):

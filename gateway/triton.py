@@ -42,6 +42,7 @@ from gsv_triton.contract import (
     VOICE_ENCODE,
 )
 from gsv_triton.errors import InputError
+from gsv_triton.precision import PRECISION_KEY
 
 from .errors import START_HINT, Overloaded, ServiceUnavailable, UpstreamFailure, UpstreamTimeout
 from .models import ModelState, TritonHealth
@@ -164,6 +165,9 @@ class TritonVoiceClone:
         self._grpc_aio, self._http_aio, self._channel_args = grpcaio, httpaio, channel_args
         self._closing: set[asyncio.Task] = set()  # replaced clients waiting to be closed (_reconnect)
         self._dead_stub_seen: collections.deque[float] = collections.deque(maxlen=1024)
+        # (model, version) -> its config's precision parameter (None: it has none); configs of a loaded version
+        # do not change, so each is asked for once.
+        self._precisions: dict[tuple[str, str], str | None] = {}
 
     def dead_stub_failures(self, window_s: float = DEAD_STUB_WINDOW_S) -> int:
         """Requests that failed in the last ``window_s`` seconds because a Triton stub had died."""
@@ -419,9 +423,19 @@ class TritonVoiceClone:
                     version=m.get("version", ""),
                     state=m.get("state", ""),
                     reason=m.get("reason", ""),
+                    precision=await self._precision(m) if m.get("state") == "READY" else None,
                 )
                 for m in index.get("models", [])
             ]
         except InferenceServerException as exc:
             health.error = f"{exc.message() or exc}; {START_HINT}"
         return health
+
+    async def _precision(self, model: dict) -> str | None:
+        """The ``precision`` parameter of a loaded model's config (gsv_triton.precision), asked once per version."""
+        key = (model.get("name", ""), model.get("version", ""))
+        if key not in self._precisions:
+            reply = await self._client.get_model_config(key[0], key[1], as_json=True, client_timeout=self.health_timeout_s)
+            parameter = reply.get("config", {}).get("parameters", {}).get(PRECISION_KEY, {})
+            self._precisions[key] = parameter.get("string_value") or None
+        return self._precisions[key]

@@ -247,6 +247,9 @@ def test_health_and_metrics_after_traffic(gateway, refs) -> None:
     assert body["status"] == "ok" and body["service_available"] is True and body["triton"]["model_ready"]
     states = {m["name"]: (m["version"], m["state"]) for m in body["triton"]["models"]}
     assert states["voice_clone"] == ("1", "READY") and {"t2s", "bert", "sovits_decode"} <= set(states)
+    # The precision setting of the two networks that may load int8 graphs (gsv_triton.precision); none elsewhere.
+    precisions = {m["name"]: m["precision"] for m in body["triton"]["models"]}
+    assert precisions["t2s"] == precisions["sovits_decode"] == "auto" and precisions["ssl"] is None
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
     assert 'gsv_gateway_requests_total{method="POST",route="/v1/voice-clone",status="200"}' in metrics
     audio_line = next(line for line in metrics.splitlines() if line.startswith("gsv_gateway_audio_seconds_total"))
