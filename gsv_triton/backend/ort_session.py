@@ -31,8 +31,14 @@ ORT_DTYPES: dict[str, Any] = {
 }
 
 
-def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1):
-    """SessionOptions with explicit thread counts (sequential execution: our graphs are chains)."""
+def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1, spinning: bool = False):
+    """SessionOptions with explicit thread counts (sequential execution: our graphs are chains).
+
+    ``spinning``: with more than one thread, let the pool's threads spin between the graph's operators instead of
+    sleeping. Off by default, so idle pools in other stubs do not take the cores; ``t2s`` and ``sovits_decode``
+    turn it on (``allow_spinning`` in their configs): a decode step is hundreds of small operators, and waking
+    sleeping threads for each doubled its time; the int8 decoder's quantize steps cost it 1.2x (perf/README.md,
+    "CPU precision"). Concurrency-4 throughput did not change."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -40,7 +46,7 @@ def session_options(intra_op_threads: int = 1, inter_op_threads: int = 1):
     opts.inter_op_num_threads = max(1, int(inter_op_threads))
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if intra_op_threads > 1:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
@@ -76,15 +82,17 @@ def shrinking_run_options():
     return options
 
 
-def create_session(path: Path | str, intra_op_threads: int = 1, device: str = "cpu", device_id: int = 0):
-    """An InferenceSession for ``path``; UserError when the file is missing."""
+def create_session(
+    path: Path | str, intra_op_threads: int = 1, device: str = "cpu", device_id: int = 0, spinning: bool = False
+):
+    """An InferenceSession for ``path``; UserError when the file is missing. ``spinning``: see session_options."""
     import onnxruntime as ort
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"ONNX file {path} does not exist (run `gsv-triton export` into this repository)")
     return ort.InferenceSession(
-        str(path), session_options(intra_op_threads), providers=providers_for(device, device_id)
+        str(path), session_options(intra_op_threads, spinning=spinning), providers=providers_for(device, device_id)
     )
 
 
@@ -93,6 +101,11 @@ def select_graph(path: Path, precision: str | None, device: str = "cpu") -> tupl
     if device != "cpu":
         return Path(path), f"fp32 graph on {device}"
     return choose_graph(Path(path), precision)
+
+
+def spinning_parameter(params: Mapping[str, str]) -> bool:
+    """The ``allow_spinning`` parameter of a model config (default off)."""
+    return (params.get("allow_spinning") or "").strip().lower() in ("1", "true", "yes")
 
 
 def model_parameters(model_config: Mapping[str, Any] | str) -> dict[str, str]:

@@ -5,6 +5,7 @@ Config parameters (``config.pbtxt``):
 * ``onnx_file`` (required): the graph in the version folder;
 * ``intra_op_threads`` (default 1): onnxruntime threads of this instance;
 * ``precision`` (optional): auto / fp32 / int8: the graph or its int8 twin (:mod:`gsv_triton.precision`);
+* ``allow_spinning`` (optional, default off): onnxruntime's threads spin between operators instead of sleeping;
 * ``device`` (optional): cpu / cuda / tensorrt; default cuda for KIND_GPU instances, else cpu;
 * ``runtime`` (optional): ``onnxruntime`` (default) or ``torch``: our torch module from ``torch_network.json`` +
   ``torch_weights.pt`` (``export --target gpu-torch``), placed by ``device`` (auto / cpu / cuda) and ``dtype``
@@ -30,6 +31,7 @@ from gsv_triton.backend.ort_session import (
     model_parameters,
     select_graph,
     shrinking_run_options,
+    spinning_parameter,
 )
 from gsv_triton.errors import InputError
 from gsv_triton.precision import PRECISION_KEY
@@ -76,7 +78,7 @@ class TritonPythonModel:
         else:
             device, device_id = instance_device(args, params.get("device") or None)
             graph, why = select_graph(folder / params["onnx_file"], params.get(PRECISION_KEY), device)
-            self.session = create_session(graph, threads, device, device_id)
+            self.session = create_session(graph, threads, device, device_id, spinning=spinning_parameter(params))
             self.logger.log_info(f"{self.name}: {graph.name}: {why}")
             self.run_options = shrinking_run_options()
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from gsv_triton.backend.ort_session import create_session, instance_device, model_parameters, select_graph
+from gsv_triton.backend.ort_session import (
+    create_session,
+    instance_device,
+    model_parameters,
+    select_graph,
+    spinning_parameter,
+)
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.contract import T2S
@@ -51,7 +57,7 @@ class TritonPythonModel:
         step, why = select_graph(folder / params.get("step_file", "t2s_step.onnx"), params.get(PRECISION_KEY), device)
         self.runner = T2SRunner(
             create_session(folder / params.get("prefill_file", "t2s_prefill.onnx"), threads, device, device_id),
-            create_session(step, threads, device, device_id),
+            create_session(step, threads, device, device_id, spinning=spinning_parameter(params)),
         )
         self.logger.log_info(f"t2s: decode step {step.name}: {why}")
 
