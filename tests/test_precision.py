@@ -56,3 +56,13 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path) -> None:
     assert cpu_flags(cpuinfo) == frozenset({"fpu", "avx512f", "avx512_vnni", "sse2"})
     assert cpu_flags(tmp_path / "missing") == frozenset()
     assert int8_dot_instructions(cpu_flags(cpuinfo)) == ["avx512_vnni"]
+
+
+def test_spinning_is_off_unless_a_config_allows_it() -> None:
+    from gsv_triton.backend.ort_session import session_options, spinning_parameter
+
+    assert [spinning_parameter(p) for p in ({}, {"allow_spinning": "0"}, {"allow_spinning": "1"},
+                                            {"allow_spinning": "true"})] == [False, False, True, True]  # fmt: skip
+    key = "session.intra_op.allow_spinning"
+    assert session_options(2).get_session_config_entry(key) == "0"
+    assert session_options(2, spinning=True).get_session_config_entry(key) == "1"

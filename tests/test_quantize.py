@@ -101,4 +101,6 @@ def test_cli_quantize_int8_writes_int8_twins_beside_fp32_and_records_them(tiny_c
     for kept in ("/dec/conv_pre", "/dec/conv_post"):  # the generator's first and last stay fp32
         assert any(op in ("Conv", "FusedConv") and name.startswith(kept) for name, op in ops), kept
     for model in ("t2s", "sovits_decode"):
-        assert 'key: "precision", value: { string_value: "auto" }' in (repo / model / "config.pbtxt").read_text()
+        config = (repo / model / "config.pbtxt").read_text()
+        assert 'key: "precision", value: { string_value: "auto" }' in config
+        assert 'key: "allow_spinning", value: { string_value: "1" }' in config
