@@ -1,4 +1,5 @@
-"""``export --quantize int8``: the int8 T2S step against the fp32 torch module, and the CLI path."""
+"""``export --quantize int8``: the int8 T2S step against the fp32 torch module, the CLI path, and a tritonserver
+that loads the int8 twins where the CPU has int8 dot-product instructions (and the fp32 graphs where not)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gsv_export.onnx_utils import ort_session, relative_error
 from gsv_export.quantize import greedy_agreement, quantize_int8
 from gsv_export.t2s_export import export_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
+from gsv_triton.precision import int8_dot_instructions
 
 # int8 weights with per-tensor scales: the stated tolerance on logits and K/V (fp32 graphs meet 1e-4).
 INT8_REL_TOL = 0.05
@@ -76,13 +78,18 @@ def test_int8_greedy_token_agreement_with_fp32(graphs):
     assert greedy_agreement(_runner(fp32), _runner(fp32), ids, bert, prompt, steps=20)[0] == 1.0
 
 
-def test_cli_quantize_int8_writes_int8_twins_beside_fp32_and_records_them(tiny_checkpoints, tmp_path):
-    ckpt = tiny_checkpoints
-    both = run_cli(*export_args(ckpt, tmp_path / "bad"), "--quantize", "int8", "--fp16")
-    assert both.returncode != 0 and "exclude each other" in both.stderr
-    repo = tmp_path / "repo"
-    done = run_cli(*export_args(ckpt, repo), "--quantize", "int8")
+@pytest.fixture(scope="module")
+def int8_repository(tiny_checkpoints, tmp_path_factory):
+    repo = tmp_path_factory.mktemp("int8") / "repo"
+    done = run_cli(*export_args(tiny_checkpoints, repo), "--quantize", "int8")
     assert done.returncode == 0, done.stderr
+    return repo
+
+
+def test_cli_quantize_int8_writes_int8_twins_beside_fp32_and_records_them(tiny_checkpoints, int8_repository, tmp_path):
+    both = run_cli(*export_args(tiny_checkpoints, tmp_path / "bad"), "--quantize", "int8", "--fp16")
+    assert both.returncode != 0 and "exclude each other" in both.stderr
+    repo = int8_repository
     manifest = json.loads((repo / "gsv_manifest.json").read_text())
     assert manifest["quantize"] == "int8"
     assert manifest["int8_files"] == {"t2s_step": "t2s/1/t2s_step.int8.onnx",
@@ -104,3 +111,30 @@ def test_cli_quantize_int8_writes_int8_twins_beside_fp32_and_records_them(tiny_c
         config = (repo / model / "config.pbtxt").read_text()
         assert 'key: "precision", value: { string_value: "auto" }' in config
         assert 'key: "allow_spinning", value: { string_value: "1" }' in config
+
+
+@pytest.mark.slow
+def test_tritonserver_loads_the_twins_this_cpu_can_run_fast_and_serves(int8_repository, start_tritonserver,
+                                                                        reference_audio, tmp_path):  # fmt: skip
+    import tritonclient.http as httpclient
+
+    from gsv_triton.client import build_inputs
+
+    log = tmp_path / "tritonserver.log"
+    server = start_tritonserver(int8_repository, log)
+    try:
+        client = httpclient.InferenceServerClient(server.http_endpoint)
+        inputs = build_inputs("http", "你好，世界。", reference_audio(1), "参考音频文字", seed=3, max_new_tokens=30)
+        audio = client.infer("voice_clone", inputs).as_numpy("audio")
+        assert audio.size > 0 and np.isfinite(audio).all()
+    finally:
+        server.stop()
+    text = log.read_text("utf-8", "replace")
+    instructions = int8_dot_instructions()
+    for line in ("t2s: decode step t2s_step", "sovits_decode: sovits_decode"):
+        chosen = [entry for entry in text.splitlines() if line in entry]
+        assert chosen, (line, text[-3000:])
+        if instructions:  # decided on this host's /proc/cpuinfo at load
+            assert all(f"int8 (precision: auto; the CPU has {', '.join(instructions)})" in c for c in chosen), chosen
+        else:
+            assert all("fp32 (precision: auto; the CPU has no VNNI/AMX int8 instructions)" in c for c in chosen), chosen
