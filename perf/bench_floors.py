@@ -47,48 +47,42 @@ def torch_gemm_flops(threads: int, n: int = GEMM_N) -> float:
     return 2 * n**3 / best_seconds(lambda: a @ b)
 
 
-def ort_gemm_flops(threads: int, n: int = GEMM_N) -> float:
-    """fp32 FLOP/s of the same matmul as a one-node onnxruntime graph (the serving side's kernels)."""
+def ort_matmul_rate(threads: int, op: str, x: np.ndarray, weight: np.ndarray, out_type: int) -> float:
+    """Operations per second (2 per multiply-add) of ``x @ weight`` as a one-node onnxruntime graph ``op``."""
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.standard_normal((n, n)).astype(np.float32), "w")
+    n = x.shape[0]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "gemm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])],
-        [weight],
+        [helper.make_node(op, ["x", "w"], ["y"])],
+        op,
+        [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), list(x.shape))],
+        [helper.make_tensor_value_info("y", out_type, [n, weight.shape[1]])],
+        [numpy_helper.from_array(weight, "w")],
     )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    x = rng.standard_normal((n, n)).astype(np.float32)
-    return 2 * n**3 / best_seconds(lambda: session.run(None, {"x": x}))
+    return 2 * n * x.shape[1] * weight.shape[1] / best_seconds(lambda: session.run(None, {"x": x}))
+
+
+def ort_gemm_flops(threads: int, n: int = GEMM_N) -> float:
+    """fp32 FLOP/s of the same matmul as a one-node onnxruntime graph (the serving side's kernels)."""
+    from onnx import TensorProto
+
+    rng = np.random.default_rng(0)
+    x, w = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    return ort_matmul_rate(threads, "MatMul", x, w, TensorProto.FLOAT)
 
 
 def ort_int8_gemm_ops(threads: int, n: int = GEMM_N) -> float:
-    """uint8 x int8 -> int32 multiply-adds per second (x2) of an n^3 MatMulInteger in onnxruntime."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
+    """uint8 x int8 -> int32 operations per second of an n^3 MatMulInteger (VNNI/AMX where the CPU has them)."""
+    from onnx import TensorProto
 
     rng = np.random.default_rng(0)
-    weight = numpy_helper.from_array(rng.integers(-128, 127, (n, n)).astype(np.int8), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["x", "w"], ["y"])],
-        "int8_gemm",
-        [helper.make_tensor_value_info("x", TensorProto.UINT8, [n, n])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])],
-        [weight],
-    )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    x = rng.integers(0, 255, (n, n)).astype(np.uint8)
-    return 2 * n**3 / best_seconds(lambda: session.run(None, {"x": x}))
+    x, w = rng.integers(0, 255, (n, n)).astype(np.uint8), rng.integers(-128, 127, (n, n)).astype(np.int8)
+    return ort_matmul_rate(threads, "MatMulInteger", x, w, TensorProto.INT32)
 
 
 def main() -> None:
