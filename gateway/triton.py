@@ -433,9 +433,14 @@ class TritonVoiceClone:
 
     async def _precision(self, model: dict) -> str | None:
         """The ``precision`` parameter of a loaded model's config (gsv_triton.precision), asked once per version."""
+        from tritonclient.utils import InferenceServerException
+
         key = (model.get("name", ""), model.get("version", ""))
         if key not in self._precisions:
-            reply = await self._client.get_model_config(key[0], key[1], as_json=True, client_timeout=self.health_timeout_s)
+            try:
+                reply = await self._client.get_model_config(*key, as_json=True, client_timeout=self.health_timeout_s)
+            except InferenceServerException:
+                return None  # unloaded since the index was read: not worth failing the probe for
             parameter = reply.get("config", {}).get("parameters", {}).get(PRECISION_KEY, {})
             self._precisions[key] = parameter.get("string_value") or None
         return self._precisions[key]
