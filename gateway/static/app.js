@@ -305,7 +305,7 @@ async function useKey(event) {
   clearErrors();
   setApiKey($("authorization").value.trim());
   await reloadLists();
-  if (!document.querySelector('[data-error-for="authorization"]').textContent) say("The key is accepted.", "ok");
+  if (!document.querySelector("#message.error")) say("The key is accepted.", "ok"); // else the error stays shown
 }
 
 async function reloadLists() {
