@@ -3,7 +3,8 @@
 * **T2S decode step** (``t2s_step.int8.onnx``): bound by reading its 305 MB of fp32 weights per token; dynamic
   int8 weights (onnxruntime's ``quantize_dynamic``, per-tensor scales, one DynamicQuantizeMatMul per layer) read
   a quarter of that. The logits layer stays fp32 (2 MB; greedy agreement 0.980 instead of 0.972 on the full
-  size). The prefill (hundreds of positions at once) stays fp32: int8 was slower there.
+  size). The prefill (hundreds of positions at once) stays fp32: int8 was 1.35x slower there on the
+  2026-11-25 host (not re-measured since).
 * **SoVITS decoder** (``sovits_decode.int8.onnx``): its HiFi-GAN generator is compute-bound, and onnxruntime's
   int8 convolutions (QLinearConv, uint8 activations, per-channel int8 weights) run at about 3x the fp32 rate on
   CPUs with VNNI. Static quantisation: activation ranges calibrated at export on synthetic inputs (random codes
@@ -12,7 +13,7 @@
   flow's latent and the timbre) stay fp32, which took the full-size SNR from 27.8 to 34.7 dB at no measurable
   cost, and so does its last (conv_post writes the waveform). The text encoder and flow are a few % of the time.
 
-HuBERT is left fp32: its int8 graph was 1.8x faster, but changed 4.3 % of the semantic codes (the gate is 1 %);
+HuBERT is left fp32: its int8 graph was 1.6-1.8x faster, but changed 4.3 % of the semantic codes (the gate is 1 %);
 BERT is about 3 % of a request. The fp32 graphs stay, so a CPU without int8 dot-product instructions loads them
 (:mod:`gsv_triton.precision`). Quality gates (tests/test_precision_gates.py, perf/README.md "CPU precision"):
 greedy token agreement of the step with fp32 >= 0.97 (teacher-forced, full size, 250 steps); decoder audio
