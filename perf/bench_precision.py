@@ -36,6 +36,7 @@ from gsv_export.quantize import (
 )
 from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
+from gsv_triton.audio.quality import snr_db
 from gsv_triton.audio.spectrogram import spectrogram
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.networks.sovits.demo_init import demo_init_ as sovits_demo_init_
@@ -62,10 +63,6 @@ def best_s(run, repeats: int = REPEATS) -> tuple[float, object]:
         best = min(best, time.perf_counter() - start)
     return best, out
 
-
-def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    reference, candidate = reference.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
-    return float(10 * np.log10((reference**2).sum() / ((candidate - reference) ** 2).sum()))
 
 
 def voiced(seconds: float, rate: int, seed: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from gsv_export.quantize import (
 )
 from gsv_export.sovits_export import export_sovits
 from gsv_export.t2s_export import export_t2s
+from gsv_triton.audio.quality import snr_db
 from gsv_triton.audio.spectrogram import spectrogram
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.networks.sovits.demo_init import demo_init_ as sovits_demo_init_
@@ -43,10 +44,6 @@ TEXT_PHONES, PROMPT_CODES = 80, 120  # context 200, as perf/bench_t2s.py
 SPEECH_CODES = 250  # 10 s
 SPEECH_PHONES = 100
 
-
-def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    reference, candidate = reference.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
-    return float(10 * np.log10((reference**2).sum() / ((candidate - reference) ** 2).sum()))
 
 
 def test_int8_t2s_step_agrees_with_fp32_on_at_least_97_percent_of_greedy_tokens(tmp_path) -> None:

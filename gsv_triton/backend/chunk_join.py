@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsv_triton.audio.quality import snr_db
 from gsv_triton.contract import CODE_UPSAMPLE
 from gsv_triton.errors import InputError
 from gsv_triton.settings import HOP_LENGTH
@@ -131,8 +132,7 @@ def join_quality(streamed: np.ndarray, reference: np.ndarray, joins: list[int]) 
     streamed, reference = np.asarray(streamed, np.float64), np.asarray(reference, np.float64)
     if streamed.shape != reference.shape:
         raise ValueError(f"stream has {streamed.size} samples, the unstreamed audio {reference.size}")
-    error = float(np.sum((streamed - reference) ** 2))
-    snr = float("inf") if error == 0 else 10 * np.log10(float(np.sum(reference**2)) / error)
+    snr = snr_db(reference, streamed)
     steps = [abs(streamed[j] - streamed[j - 1]) for j in joins if 0 < j < streamed.size]
     normal = float(np.percentile(np.abs(np.diff(reference)), NORMAL_STEP_PERCENTILE)) if reference.size > 1 else 0.0
     return JoinQuality(snr, max(steps, default=0.0), normal)

@@ -9,36 +9,35 @@ from pathlib import Path
 import numpy as np
 
 from gsv_triton.backend.cancel import NEVER, StopSignal
-from gsv_triton.backend.ort_session import create_session, select_graph
+from gsv_triton.backend.ort_session import create_session, select_graph, spinning_parameter
 from gsv_triton.backend.t2s.batch import run_t2s
 from gsv_triton.backend.t2s.loop import T2SRunner
 from gsv_triton.manifest import Manifest
 from gsv_triton.precision import PRECISION_KEY
 
 
-def configured_parameter(config_path: Path, key: str) -> str:
-    """The string value of parameter ``key`` of an installed ``config.pbtxt`` ("" when absent), read with Triton's
-    own model-config schema (``tritonclient``'s protobuf classes)."""
+def configured_parameters(config_path: Path) -> dict[str, str]:
+    """The ``parameters`` of an installed ``config.pbtxt`` ({} without one), read with Triton's own model-config
+    schema (``tritonclient``'s protobuf classes)."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
     try:
         text = Path(config_path).read_text("utf-8")
     except OSError:
-        return ""
+        return {}
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
-    return config.parameters[key].string_value if key in config.parameters else ""
+    return {key: value.string_value for key, value in config.parameters.items()}
 
 
-def configured_threads(config_path: Path) -> int:
-    """The ``intra_op_threads`` parameter of an installed ``config.pbtxt`` (1 when absent)."""
-    value = configured_parameter(config_path, "intra_op_threads")
-    return int(value) if value.isdigit() else 1
-
-
-def configured_graph(repo: Path, model: str, graph: Path) -> Path:
-    """``graph`` of ``model`` or its int8 twin, as that model's ``precision`` parameter chooses on this CPU."""
-    return select_graph(graph, configured_parameter(repo / model / "config.pbtxt", PRECISION_KEY))[0]
+def configured_session(repo: Path, model: str, graph: Path, intra_op_threads: int | None = None):
+    """A CPU session of ``graph`` set up as ``model``'s config says, read once: its int8 twin where ``precision``
+    chooses it on this CPU, ``intra_op_threads`` (1 when absent; the argument overrides it), ``allow_spinning``."""
+    params = configured_parameters(Path(repo) / model / "config.pbtxt")
+    threads = params.get("intra_op_threads", "")
+    chosen, _ = select_graph(graph, params.get(PRECISION_KEY))
+    return create_session(chosen, intra_op_threads or (int(threads) if threads.isdigit() else 1),
+                          spinning=spinning_parameter(params))  # fmt: skip
 
 
 class OrtBackend:
@@ -57,19 +56,15 @@ class OrtBackend:
         one), so results match the Triton models bit for bit (some kernels split work by thread count). Each
         network loads the graph its ``precision`` parameter chooses, as the Triton model does."""
         repo = Path(repo)
-
-        def threads(model: str) -> int:
-            return intra_op_threads or configured_threads(repo / model / "config.pbtxt")
-
         files = dict(self.FILES)
         if Manifest.read(repo).needs_speaker_vector:
             files["speaker_encoder"] = "speaker_encoder/1/speaker_encoder.onnx"
         self.sessions = {
-            name: create_session(configured_graph(repo, name, repo / f), threads(name)) for name, f in files.items()
+            name: configured_session(repo, name, repo / f, intra_op_threads) for name, f in files.items()
         }
         self.t2s = T2SRunner(
-            create_session(repo / "t2s/1/t2s_prefill.onnx", threads("t2s")),
-            create_session(configured_graph(repo, "t2s", repo / "t2s/1/t2s_step.onnx"), threads("t2s")),
+            configured_session(repo, "t2s", repo / "t2s/1/t2s_prefill.onnx", intra_op_threads),
+            configured_session(repo, "t2s", repo / "t2s/1/t2s_step.onnx", intra_op_threads),
         )
 
     def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],

@@ -55,9 +55,11 @@ class TritonPythonModel:
             return
         device, device_id = instance_device(args, params.get("device") or None)
         step, why = select_graph(folder / params.get("step_file", "t2s_step.onnx"), params.get(PRECISION_KEY), device)
+        spinning = spinning_parameter(params)
         self.runner = T2SRunner(
-            create_session(folder / params.get("prefill_file", "t2s_prefill.onnx"), threads, device, device_id),
-            create_session(step, threads, device, device_id, spinning=spinning_parameter(params)),
+            create_session(folder / params.get("prefill_file", "t2s_prefill.onnx"), threads, device, device_id,
+                           spinning=spinning),  # fmt: skip
+            create_session(step, threads, device, device_id, spinning=spinning),
         )
         self.logger.log_info(f"t2s: decode step {step.name}: {why}")
 

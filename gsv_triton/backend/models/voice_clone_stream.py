@@ -49,25 +49,21 @@ class TritonPythonModel(VoiceCloneModel):
         with self._t2s_lock:
             runner = self._t2s.get(model_set)
             if runner is None:
-                from gsv_triton.backend.ort_backend import configured_graph, configured_parameter, configured_threads
-                from gsv_triton.backend.ort_session import create_session, spinning_parameter
+                from gsv_triton.backend.ort_backend import configured_session
                 from gsv_triton.backend.t2s.loop import T2SRunner
 
                 model = network_model("t2s", model_set)
-                folder, threads = self.repo / model / "1", configured_threads(self.repo / model / "config.pbtxt")
+                folder = self.repo / model / "1"
                 try:
-                    step = configured_graph(self.repo, model, folder / "t2s_step.onnx")
-                    config = self.repo / model / "config.pbtxt"
-                    spinning = spinning_parameter({"allow_spinning": configured_parameter(config, "allow_spinning")})
-                    runner = T2SRunner(create_session(folder / "t2s_prefill.onnx", threads),
-                                       create_session(step, threads, spinning=spinning))  # fmt: skip
+                    runner = T2SRunner(configured_session(self.repo, model, folder / "t2s_prefill.onnx"),
+                                       configured_session(self.repo, model, folder / "t2s_step.onnx"))  # fmt: skip
                 except UserError as exc:
                     raise InputError("chunk_tokens", f"token-chunk streaming needs the t2s ONNX graphs, which this "
                                      f"repository lacks ({exc}); send 0 for one response per piece",
                                      status=422) from None  # fmt: skip
                 self._t2s.put(model_set, runner)
-                self.logger.log_info(f"{MODEL}: {model} graphs loaded for token-chunk streaming "
-                                     f"({threads} threads, step {step.name})")  # fmt: skip
+                self.logger.log_info(f"{MODEL}: {model} graphs loaded for token-chunk streaming, as {model}'s "
+                                     "config sets them up (threads, precision, spinning)")  # fmt: skip
             return runner
 
     def execute(self, requests: list) -> None:
